@@ -1,0 +1,3 @@
+//! Placeholder until this application is built.
+
+fn main() {}

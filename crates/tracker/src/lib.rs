@@ -1,0 +1,1 @@
+//! Phoenix.Tracker in Rust.
