@@ -1,7 +1,7 @@
 //! The topic → subscribers table, split into shards so that subscribing 100k connections does not
 //! serialize on one lock, and the local fan-out of a message.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,9 +40,7 @@ impl Registry {
     }
 
     fn shard(&self, topic: &str) -> &RwLock<FxHashMap<Arc<str>, Subscribers>> {
-        let mut hasher = FxBuildHasher.build_hasher();
-        topic.hash(&mut hasher);
-        &self.shards[(hasher.finish() as usize) % SHARDS]
+        &self.shards[(FxBuildHasher.hash_one(topic) as usize) % SHARDS]
     }
 
     pub(crate) fn subscribe(&self, topic: &str, mailbox: &Arc<MailboxShared>) {
