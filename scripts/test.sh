@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs and starts what it needs, then runs the Rust
+# tests (unit, property, integration, multi-process) and the JavaScript suites (official phoenix
+# client, headless Chromium) against the real binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "== cargo build"
+cargo build --workspace --all-targets --locked
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+if [ -f tests/js/package.json ]; then
+  echo "== javascript suites"
+  cargo build --release --locked -p sneakers23 -p hello_sockets
+  (cd tests/js && node --test --test-concurrency=1 ./*.test.mjs)
+fi
