@@ -1,1 +1,7 @@
 //! Phoenix.Tracker in Rust.
+
+pub mod clock;
+pub mod delta;
+pub mod presence;
+pub mod replica;
+pub mod state;
