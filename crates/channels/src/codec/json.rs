@@ -1,0 +1,67 @@
+//! Helpers shared by the two JSON serializers: writing escaped strings
+//! straight into the output buffer and reading the envelope fields.
+
+use serde_json::Value;
+
+use super::DecodeError;
+use super::error::json_type;
+
+/// The envelope fields of an outbound frame; the payload is written by a
+/// closure so that pre-serialized JSON is copied, never re-parsed.
+pub(crate) struct Fields<'a> {
+    pub(crate) join_ref: Option<&'a str>,
+    pub(crate) ref_: Option<&'a str>,
+    pub(crate) topic: &'a str,
+    pub(crate) event: &'a str,
+}
+
+impl Fields<'_> {
+    /// A capacity that fits the frame without reallocation in the common case
+    /// (no characters needing escapes).
+    pub(crate) fn capacity_hint(&self, extra: usize) -> usize {
+        let len = |s: Option<&str>| s.map_or(4, str::len);
+        len(self.join_ref) + len(self.ref_) + self.topic.len() + self.event.len() + extra + 48
+    }
+}
+
+/// Appends `s` as a JSON string literal, escaped by serde_json.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail and a str always serializes.
+    let result = serde_json::to_writer(&mut *out, s);
+    debug_assert!(result.is_ok(), "serializing a str into a Vec failed");
+}
+
+/// Appends `s` as a JSON string, or `null`.
+pub(crate) fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Reads a `join_ref`/`ref` field: a string, `null` (`None`), or a number
+/// converted to its decimal text (tolerated although phoenix.js sends strings).
+pub(crate) fn read_ref(value: Value, field: &'static str) -> Result<Option<String>, DecodeError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(DecodeError::WrongType {
+            field,
+            expected: "a string, a number or null",
+            found: json_type(&other),
+        }),
+    }
+}
+
+/// Reads a `topic`/`event` field, which must be a string.
+pub(crate) fn read_string(value: Value, field: &'static str) -> Result<String, DecodeError> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => Err(DecodeError::WrongType {
+            field,
+            expected: "a string",
+            found: json_type(&other),
+        }),
+    }
+}
