@@ -84,6 +84,17 @@ impl Meta {
         Meta::new(value)
     }
 
+    /// A meta from JSON text sent by a peer: checked to be a JSON object, kept as is when it needs no
+    /// normalization (the common case, which avoids re-serializing every replicated meta).
+    pub(crate) fn from_peer_json(text: &str) -> Result<Meta, MetaError> {
+        if !text.starts_with('{') || !text.ends_with('}') || text.contains("phx_ref") {
+            return Meta::from_json(text);
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| MetaError::Invalid(e.to_string()))?;
+        Ok(Meta(Arc::from(text)))
+    }
+
     /// The meta as a JSON value.
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.0).unwrap_or_else(|_| Value::Object(Default::default()))
@@ -169,9 +180,9 @@ impl Presence {
     /// the shape Phoenix.Presence puts in `metas`.
     pub fn write_meta_json(&self, out: &mut String) {
         let text = self.meta.as_json();
-        let body = &text[..text.len().saturating_sub(1)];
+        let body = text.strip_suffix('}').unwrap_or(text);
         out.push_str(body);
-        if body.len() > 1 {
+        if body.trim_end() != "{" {
             out.push(',');
         }
         out.push_str("\"phx_ref\":\"");

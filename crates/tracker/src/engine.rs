@@ -1,0 +1,318 @@
+//! The shard protocol as a deterministic state machine: what to send and what changed, given a tick
+//! or a message and the current time.
+//!
+//! [`Engine`] bundles the pieces a shard replica needs: the CRDT [`State`], the bookkeeping of remote
+//! [`Replicas`], the delta [`Generations`] and the [`ClockSet`] of clocks heard since the last
+//! transfer decision. It performs no I/O and reads no clock: the running shard
+//! ([`crate::shard`]) feeds it ticks and decoded messages with a timestamp and sends what it returns;
+//! the property tests feed it a simulated network and a simulated clock.
+//!
+//! # The tick (every `broadcast_period`)
+//!
+//! 1. **Broadcast**: a pending delta goes out in a heartbeat (and into the generations); with nothing
+//!    to say for `max_silent_periods` ticks an empty heartbeat goes out, so peers know we are alive.
+//! 2. **Clock sampling** (every `clock_sample_periods` ticks): from the clocks heard in heartbeats,
+//!    keep those that ours does not dominate and send each of their replicas a transfer request.
+//!    This is both the initial sync with a new peer and the repair of lost deltas.
+//! 3. **Down detection**: a peer silent for `down_period` is *down* (its presences leave); silent
+//!    for `permdown_period` it is *permdown* (its data is deleted).
+//!
+//! # Receiving
+//!
+//! A heartbeat first updates the sender's record: a first contact or a heal marks it up (a heal
+//! re-announces its presences), a new vsn for a known name means the node restarted: the old
+//! incarnation is downed and permdowned at once, so its presences leave immediately. Then the delta
+//! is merged. Messages from an incarnation older than the one known are stale and ignored.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, ClockSet};
+use crate::delta::Generations;
+use crate::replica::{ReplicaRef, Replicas, Status, Transition};
+use crate::state::{Changes, State};
+use crate::wire::{Message, Transfer};
+
+/// The protocol parameters, in ticks and milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Silence after which a peer is marked down (ms).
+    pub down_period: u64,
+    /// Silence after which a peer is removed for good (ms).
+    pub permdown_period: u64,
+    /// Quiet ticks before an empty heartbeat is sent.
+    pub max_silent_periods: u32,
+    /// Ticks between transfer decisions.
+    pub clock_sample_periods: u32,
+    /// Caps of the delta generations.
+    pub max_delta_sizes: Vec<usize>,
+}
+
+/// Where a message produced by the engine must go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outbound {
+    /// To the shard of every other node.
+    Broadcast(Message),
+    /// To the shard of the node called `to`.
+    Direct {
+        /// Node name.
+        to: Arc<str>,
+        /// The message.
+        message: Message,
+    },
+}
+
+/// A membership change, for logs and observers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaEvent {
+    /// First heard from, or heard again after being down.
+    Up(ReplicaRef),
+    /// Silent for `down_period`.
+    Down(ReplicaRef),
+    /// Removed for good (silence, restart under a new vsn, or graceful permdown).
+    Permdown(ReplicaRef),
+}
+
+/// What one step of the engine produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Messages to send.
+    pub messages: Vec<Outbound>,
+    /// Presences that became visible or invisible.
+    pub changes: Changes,
+    /// Membership changes.
+    pub events: Vec<ReplicaEvent>,
+}
+
+/// One shard replica's protocol state (see the module docs).
+#[derive(Debug)]
+pub struct Engine {
+    state: State,
+    replicas: Replicas,
+    generations: Generations,
+    clockset: ClockSet,
+    silent_periods: u32,
+    sample_countdown: u32,
+    next_request: u64,
+    config: EngineConfig,
+}
+
+impl Engine {
+    /// A fresh replica `me`.
+    pub fn new(me: ReplicaRef, config: EngineConfig) -> Engine {
+        Engine {
+            state: State::new(me),
+            replicas: Replicas::new(),
+            generations: Generations::new(&config.max_delta_sizes),
+            clockset: ClockSet::new(),
+            silent_periods: config.max_silent_periods,
+            sample_countdown: config.clock_sample_periods,
+            next_request: 0,
+            config,
+        }
+    }
+
+    /// The CRDT state (queries).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The CRDT state (local operations: join, leave, leave_join, leave_pid).
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+
+    /// The remote replicas known and their status.
+    pub fn replicas(&self) -> &Replicas {
+        &self.replicas
+    }
+
+    /// The delta generations.
+    pub fn generations(&self) -> &Generations {
+        &self.generations
+    }
+
+    fn me(&self) -> ReplicaRef {
+        self.state.replica().clone()
+    }
+
+    /// One `broadcast_period` elapsed at `now` (ms).
+    pub fn tick(&mut self, now: u64) -> Output {
+        let mut out = Output::default();
+        let me = self.me();
+
+        // 1. Broadcast the pending delta, or an empty heartbeat when silent for too long.
+        if self.state.has_delta() {
+            let delta = self.state.take_delta();
+            self.generations.push(&self.state.empty_delta(), &delta);
+            out.messages.push(Outbound::Broadcast(Message::Heartbeat {
+                from: me.clone(),
+                clocks: self.state.clocks(),
+                delta: Some(delta),
+            }));
+            self.silent_periods = 0;
+        } else {
+            self.silent_periods = self.silent_periods.saturating_add(1);
+            if self.silent_periods >= self.config.max_silent_periods {
+                out.messages.push(Outbound::Broadcast(Message::Heartbeat {
+                    from: me.clone(),
+                    clocks: self.state.clocks(),
+                    delta: None,
+                }));
+                self.silent_periods = 0;
+            }
+        }
+
+        // 2. Clock sampling: ask replicas that know something we do not.
+        self.sample_countdown = self.sample_countdown.saturating_sub(1);
+        if self.sample_countdown == 0 {
+            self.sample_countdown = self.config.clock_sample_periods.max(1);
+            let mut set = std::mem::take(&mut self.clockset);
+            let own = self.state.clocks();
+            set.append(me.clone(), own.clone());
+            for r in set.replicas() {
+                if *r == me {
+                    continue;
+                }
+                self.next_request += 1;
+                out.messages.push(Outbound::Direct {
+                    to: r.name.clone(),
+                    message: Message::TransferReq {
+                        id: self.next_request,
+                        from: me.clone(),
+                        clocks: own.clone(),
+                    },
+                });
+            }
+        }
+
+        // 3. Down and permdown detection.
+        let transitions =
+            self.replicas
+                .detect_down(now, self.config.down_period, self.config.permdown_period);
+        for t in transitions {
+            match t {
+                Transition::Down(r) => self.down(&r, &mut out),
+                Transition::Permdown { replica, was_up } => {
+                    if was_up {
+                        self.down(&replica, &mut out);
+                    }
+                    self.permdown(&replica, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn up(&mut self, r: &ReplicaRef, out: &mut Output) {
+        out.changes.joins.extend(self.state.replica_up(r));
+        out.events.push(ReplicaEvent::Up(r.clone()));
+    }
+
+    fn down(&mut self, r: &ReplicaRef, out: &mut Output) {
+        out.changes.leaves.extend(self.state.replica_down(r));
+        self.clockset.remove(r);
+        out.events.push(ReplicaEvent::Down(r.clone()));
+    }
+
+    fn permdown(&mut self, r: &ReplicaRef, out: &mut Output) {
+        out.changes.leaves.extend(self.state.remove_down_replica(r));
+        self.generations.strip(r);
+        self.clockset.remove(r);
+        out.events.push(ReplicaEvent::Permdown(r.clone()));
+    }
+
+    /// Whether a message from `from` must be ignored: our own, or from an incarnation older than the
+    /// one we know for that name (a message delayed past a restart).
+    fn is_stale(&self, from: &ReplicaRef) -> bool {
+        if from.name == self.state.replica().name {
+            return true;
+        }
+        self.replicas
+            .get(&from.name)
+            .is_some_and(|rec| from.vsn < rec.vsn)
+    }
+
+    /// Handles a message from another node, received at `now` (ms).
+    pub fn handle(&mut self, message: Message, now: u64) -> Output {
+        let mut out = Output::default();
+        if self.is_stale(message.from()) {
+            return out;
+        }
+        match message {
+            Message::Heartbeat {
+                from,
+                clocks,
+                delta,
+            } => {
+                let (old, _) = self.replicas.put_heartbeat(&from, now);
+                match old {
+                    None => self.up(&from, &mut out),
+                    Some(old) if old.vsn == from.vsn => {
+                        if old.status == Status::Down {
+                            self.up(&from, &mut out);
+                        }
+                    }
+                    Some(old) => {
+                        let previous = ReplicaRef::new(from.name.clone(), old.vsn);
+                        if old.status == Status::Up {
+                            self.down(&previous, &mut out);
+                        }
+                        self.permdown(&previous, &mut out);
+                        self.up(&from, &mut out);
+                    }
+                }
+                if let Some(delta) = delta {
+                    out.changes.extend(self.state.merge_delta(&delta));
+                    self.generations.push(&self.state.empty_delta(), &delta);
+                }
+                // Only what we could take matters: replicas we know and consider up.
+                let ours = self.state.clocks();
+                let theirs: Clock = clocks
+                    .into_iter()
+                    .filter(|(r, _)| ours.contains_key(r))
+                    .collect();
+                self.clockset.append(from, theirs);
+            }
+            Message::TransferReq { id, from, clocks } => {
+                let transfer = match self.generations.extract(&from, &clocks) {
+                    Some(delta) => Transfer::Delta(delta),
+                    None => Transfer::Full(self.state.extract(&from, &clocks)),
+                };
+                out.messages.push(Outbound::Direct {
+                    to: from.name.clone(),
+                    message: Message::TransferAck {
+                        id,
+                        from: self.me(),
+                        transfer,
+                    },
+                });
+            }
+            Message::TransferAck { transfer, .. } => match transfer {
+                Transfer::Delta(delta) => {
+                    out.changes.extend(self.state.merge_delta(&delta));
+                    self.generations.push(&self.state.empty_delta(), &delta);
+                }
+                Transfer::Full(snapshot) => {
+                    out.changes.extend(self.state.merge_snapshot(&snapshot));
+                    self.generations.reset();
+                }
+            },
+            Message::GracefulPermdown { from } => {
+                if let Some(rec) = self.replicas.fetch_by_ref(&from) {
+                    let was_up = rec.status == Status::Up;
+                    self.replicas.remove(&from.name);
+                    if was_up {
+                        self.down(&from, &mut out);
+                    }
+                    self.permdown(&from, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// The message telling every peer to drop this replica now (the caller stops the shard after).
+    pub fn graceful_permdown(&self) -> Message {
+        Message::GracefulPermdown { from: self.me() }
+    }
+}
