@@ -1,0 +1,27 @@
+//! Sneakers23: the core of the real-time sneaker store of *Real-Time Phoenix*, in Rust.
+//!
+//! This crate holds the store's business logic, free of any web framework, so that the web
+//! layer, the operator CLI and the tests all drive the same code:
+//!
+//! - [`db`]: storage (SQLite by default, PostgreSQL by URL), embedded migrations, the
+//!   never-oversell conditional sale and the all-or-nothing cart purchase;
+//! - [`seed`]: the book's two shoes with random stock;
+//! - [`level`]: availability levels (`out`, `low`, `medium`, `high`);
+//! - [`inventory`]: the per-node cache every read is served from, and the release / sell /
+//!   purchase operations with their notifications;
+//! - [`replication`]: inventory events between nodes over pubsub;
+//! - [`cart`]: the cart and its rendering; [`checkout`]: the checkout checks and page model;
+//! - [`reducer`]: sell stock at random (demo and load tool).
+
+pub mod cart;
+pub mod checkout;
+pub mod db;
+pub mod inventory;
+pub mod level;
+pub mod model;
+pub mod reducer;
+pub mod replication;
+pub mod seed;
+
+#[cfg(test)]
+mod test_support;
