@@ -119,6 +119,13 @@ impl Delta {
         }
     }
 
+    /// Keeps only the replicas for which `keep` holds (range and parts).
+    pub fn retain_replicas(&mut self, keep: impl Fn(&ReplicaRef) -> bool) {
+        self.start.retain(|r, _| keep(r));
+        self.end.retain(|r, _| keep(r));
+        self.parts.retain(|r, _| keep(r));
+    }
+
     /// Removes every trace of `replica` (it was permanently removed).
     pub fn strip(&mut self, replica: &ReplicaRef) {
         self.start.remove(replica);

@@ -221,6 +221,14 @@ impl Engine {
         out.events.push(ReplicaEvent::Permdown(r.clone()));
     }
 
+    /// Merges a received delta and folds it into the generations, keeping only replicas we know:
+    /// dots of replicas we do not know (or no longer know) would be dead weight in the windows.
+    fn merge_delta(&mut self, mut delta: crate::delta::Delta, out: &mut Output) {
+        delta.retain_replicas(|r| self.state.knows(r));
+        out.changes.extend(self.state.merge_delta(&delta));
+        self.generations.push(&self.state.empty_delta(), &delta);
+    }
+
     /// Whether a message from `from` must be ignored: our own, or from an incarnation older than the
     /// one we know for that name (a message delayed past a restart).
     fn is_stale(&self, from: &ReplicaRef) -> bool {
@@ -262,8 +270,7 @@ impl Engine {
                     }
                 }
                 if let Some(delta) = delta {
-                    out.changes.extend(self.state.merge_delta(&delta));
-                    self.generations.push(&self.state.empty_delta(), &delta);
+                    self.merge_delta(delta, &mut out);
                 }
                 // Only what we could take matters: replicas we know and consider up.
                 let ours = self.state.clocks();
@@ -288,10 +295,7 @@ impl Engine {
                 });
             }
             Message::TransferAck { transfer, .. } => match transfer {
-                Transfer::Delta(delta) => {
-                    out.changes.extend(self.state.merge_delta(&delta));
-                    self.generations.push(&self.state.empty_delta(), &delta);
-                }
+                Transfer::Delta(delta) => self.merge_delta(delta, &mut out),
                 Transfer::Full(snapshot) => {
                     out.changes.extend(self.state.merge_snapshot(&snapshot));
                     self.generations.reset();
