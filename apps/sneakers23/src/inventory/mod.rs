@@ -63,6 +63,9 @@ pub trait InventoryNotifier: Send + Sync + 'static {
     /// An item sold out: deliver `item_out` on `item_out:<item_id>` to this node's subscribers
     /// only. Called on every node, after that node's cache shows the item sold out.
     fn item_out(&self, item_id: ItemId);
+    /// An event from another node was applied to this node's cache (after any `item_out`).
+    /// An observability hook (metrics, tests); does nothing by default.
+    fn replicated(&self, _event: ReplicationEvent) {}
 }
 
 /// Carries inventory events to the other nodes of the cluster.
@@ -222,29 +225,37 @@ impl Inventory {
     pub async fn apply_replicated(&self, event: ReplicationEvent) {
         match event {
             ReplicationEvent::Release { product_id } => {
-                let released = match self.inner.db.get_product(product_id).await {
-                    Ok(Some(product)) => product.released,
-                    Ok(None) => {
-                        tracing::warn!(product_id, "replicated release of an unknown product");
-                        return;
-                    }
-                    Err(e) => {
-                        // The originating node committed the release before replicating it.
-                        tracing::warn!(product_id, error = %e,
-                            "could not re-read a replicated release; trusting the event");
-                        true
-                    }
-                };
-                if self.set_released(product_id, released).is_none()
-                    && let Err(e) = self.reload().await
-                {
-                    tracing::warn!(product_id, error = %e,
-                        "replicated release of a product this cache lacks; reload failed");
-                }
+                self.apply_replicated_release(product_id).await;
             }
             ReplicationEvent::ItemSold { item_id } => {
                 self.item_sold(item_id, Origin::Replicated).await;
             }
+        }
+        self.inner.notifier.replicated(event);
+    }
+
+    async fn apply_replicated_release(&self, product_id: ProductId) {
+        let released = match self.inner.db.get_product(product_id).await {
+            Ok(Some(product)) => product.released,
+            Ok(None) => {
+                tracing::warn!(
+                    product_id,
+                    "replicated release of an unknown product ignored"
+                );
+                return;
+            }
+            Err(e) => {
+                // The originating node committed the release before replicating it.
+                tracing::warn!(product_id, error = %e,
+                    "could not re-read a replicated release; trusting the event");
+                true
+            }
+        };
+        if self.set_released(product_id, released).is_none()
+            && let Err(e) = self.reload().await
+        {
+            tracing::warn!(product_id, error = %e,
+                "replicated release of a product this cache lacks; reload failed");
         }
     }
 

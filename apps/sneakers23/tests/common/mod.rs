@@ -1,0 +1,430 @@
+//! Fixtures shared by the integration tests: a fresh database of either backend per test, the
+//! spec §18.1 inventory fixture, a notifier and a replication sink that record what they are
+//! told, and a TCP proxy that can cut the database off.
+//!
+//! PostgreSQL tests use the server at [`PG_ADMIN_URL`] (override with `S23_TEST_PG_URL`): each
+//! test creates its own database `s23_test_<random>` and drops it when done, even on panic.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sneakers23::db::{Db, DbOptions};
+use sneakers23::inventory::{
+    CompleteProduct, Inventory, InventoryNotifier, ReplicationSink, StockChange,
+};
+use sneakers23::model::{ItemId, NewItem, NewProduct, ProductId};
+use sneakers23::replication::ReplicationEvent;
+use sqlx::Connection;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Server used by the PostgreSQL tests (trust auth, user postgres).
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// How long a test waits for an expected event before failing.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs each named `async fn name(backend: Backend)` of the calling file once per backend, as
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the local PostgreSQL server.
+    Postgres,
+}
+
+/// A migrated, empty database that disappears with the value.
+pub struct TestDb {
+    /// Handle on it.
+    pub db: Db,
+    /// Its URL.
+    pub url: String,
+    /// PostgreSQL database name, when it is one.
+    pub pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("S23_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL.to_owned())
+}
+
+/// The URL of database `name` on the server of `admin_url`, optionally through another port.
+fn pg_url(admin_url: &str, name: &str, port: Option<u16>) -> String {
+    let (base, _) = admin_url.rsplit_once('/').unwrap_or((admin_url, ""));
+    let base = match port {
+        Some(port) => match base.rsplit_once(':') {
+            Some((host, _)) => format!("{host}:{port}"),
+            None => format!("{base}:{port}"),
+        },
+        None => base.to_owned(),
+    };
+    format!("{base}/{name}")
+}
+
+impl TestDb {
+    /// A fresh migrated database with default pool options.
+    pub async fn new(backend: Backend) -> Self {
+        Self::with_options(backend, &test_options()).await
+    }
+
+    /// A fresh migrated database.
+    pub async fn with_options(backend: Backend, options: &DbOptions) -> Self {
+        let (url, pg_name, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("creating a temporary directory");
+                let url = format!("sqlite://{}/store.db", dir.path().display());
+                (url, None, Some(dir))
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let name = format!("s23_test_{:016x}", rand::random::<u64>());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "PostgreSQL for the tests is unreachable at {admin}: {e}. Start it \
+                         (scripts/setup.sh does) or point S23_TEST_PG_URL at one."
+                        )
+                    });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("creating database {name} at {admin}: {e}"));
+                let _ = conn.close().await;
+                (pg_url(&admin, &name, None), Some(name), None)
+            }
+        };
+        // From here on, Drop cleans up even if migrating fails.
+        let test_db = TestDb {
+            db: Db::connect_lazy_with(&url, options).expect("building the pool"),
+            url,
+            pg_name,
+            _dir: dir,
+        };
+        test_db
+            .db
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("migrating {}: {e}", test_db.url));
+        test_db
+    }
+
+    /// The URL of this PostgreSQL database reached through another local port (a proxy).
+    pub fn pg_url_via_port(&self, port: u16) -> String {
+        let name = self.pg_name.as_deref().expect("a PostgreSQL test database");
+        pg_url(&pg_admin_url(), name, Some(port))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside any async context we may block: use a thread with its own runtime.
+        let admin = pg_admin_url();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for dropping the test database");
+            rt.block_on(async move {
+                let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("warning: could not drop a test database: {e}");
+        }
+    }
+}
+
+/// Pool options for tests: a short acquire timeout so that outage tests run quickly.
+pub fn test_options() -> DbOptions {
+    DbOptions {
+        max_connections: 8,
+        acquire_timeout: Duration::from_secs(5),
+        ..DbOptions::default()
+    }
+}
+
+/// Ids of the spec §18.1 fixture.
+#[derive(Debug, Clone, Copy)]
+pub struct Fixture {
+    /// Product 1: order 1, items i1 (count 1) and i2 (count 2).
+    pub p1: ProductId,
+    /// Product 2: order 0, item i3 (count 3).
+    pub p2: ProductId,
+    /// Item of p1 with 1 unit.
+    pub i1: ItemId,
+    /// Item of p1 with 2 units.
+    pub i2: ItemId,
+    /// Item of p2 with 3 units.
+    pub i3: ItemId,
+}
+
+fn new_product(n: u32, order: i32, released: bool, items: Vec<(u32, i32)>) -> NewProduct {
+    NewProduct {
+        sku: format!("P{n}"),
+        order,
+        brand: format!("brand {n}"),
+        name: format!("name {n}"),
+        color: "blue".into(),
+        price_usd: 100 * i32::try_from(n).unwrap_or(1),
+        main_image_url: format!("/images/p{n}.png"),
+        released,
+        items: items
+            .into_iter()
+            .map(|(i, count)| NewItem {
+                sku: format!("I{i}"),
+                size: format!("{}", 5 + i),
+                available_count: Some(count),
+            })
+            .collect(),
+    }
+}
+
+/// Inserts the spec §18.1 fixture with both products' release state set to `released`.
+pub async fn insert_fixture(db: &Db, released: bool) -> Fixture {
+    let inserted = db
+        .insert_catalog(&[
+            new_product(1, 1, released, vec![(1, 1), (2, 2)]),
+            new_product(2, 0, released, vec![(3, 3)]),
+        ])
+        .await
+        .expect("inserting the fixture");
+    Fixture {
+        p1: inserted[0].id,
+        p2: inserted[1].id,
+        i1: inserted[0].item_ids[0],
+        i2: inserted[0].item_ids[1],
+        i3: inserted[1].item_ids[0],
+    }
+}
+
+/// Inserts one released product with one item holding `count` units; returns the item id.
+pub async fn insert_single_item(db: &Db, count: i32) -> ItemId {
+    let inserted = db
+        .insert_catalog(&[new_product(9, 0, true, vec![(9, count)])])
+        .await
+        .expect("inserting a single item");
+    inserted[0].item_ids[0]
+}
+
+/// What an [`InventoryNotifier`] was told.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// `released` with the product id and its release flag as the notifier saw it.
+    Released(ProductId, bool),
+    /// `stock_change`.
+    StockChange(StockChange),
+    /// `item_out`.
+    ItemOut(ItemId),
+    /// A replicated event was applied.
+    Replicated(ReplicationEvent),
+}
+
+/// A notifier that records every call and lets a test wait for one.
+pub struct Recorder {
+    notes: watch::Sender<Vec<Note>>,
+}
+
+impl Recorder {
+    /// A new, empty recorder.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            notes: watch::Sender::new(Vec::new()),
+        })
+    }
+
+    /// Everything recorded so far.
+    pub fn notes(&self) -> Vec<Note> {
+        self.notes.borrow().clone()
+    }
+
+    fn push(&self, note: Note) {
+        self.notes.send_modify(|notes| notes.push(note));
+    }
+
+    /// Waits (at most [`EVENT_TIMEOUT`]) until `note` has been recorded.
+    pub async fn wait_for(&self, note: Note) -> Vec<Note> {
+        let mut rx = self.notes.subscribe();
+        let waited = tokio::time::timeout(EVENT_TIMEOUT, rx.wait_for(|n| n.contains(&note))).await;
+        match waited {
+            Ok(Ok(notes)) => notes.clone(),
+            _ => panic!("timed out waiting for {note:?}; got {:?}", self.notes()),
+        }
+    }
+}
+
+impl InventoryNotifier for Recorder {
+    fn released(&self, product: &CompleteProduct) {
+        self.push(Note::Released(product.product.id, product.product.released));
+    }
+    fn stock_change(&self, change: StockChange) {
+        self.push(Note::StockChange(change));
+    }
+    fn item_out(&self, item_id: ItemId) {
+        self.push(Note::ItemOut(item_id));
+    }
+    fn replicated(&self, event: ReplicationEvent) {
+        self.push(Note::Replicated(event));
+    }
+}
+
+/// A replication sink that records what it is asked to publish.
+#[derive(Default)]
+pub struct RecordingSink {
+    events: Mutex<Vec<ReplicationEvent>>,
+}
+
+impl RecordingSink {
+    /// A new, empty sink.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Everything published so far.
+    pub fn events(&self) -> Vec<ReplicationEvent> {
+        self.events.lock().clone()
+    }
+}
+
+impl ReplicationSink for RecordingSink {
+    fn publish(&self, event: ReplicationEvent) {
+        self.events.lock().push(event);
+    }
+}
+
+/// An inventory over `db` whose notifications and replication are recorded.
+pub async fn recorded_inventory(db: &Db) -> (Inventory, Arc<Recorder>, Arc<RecordingSink>) {
+    let recorder = Recorder::new();
+    let sink = RecordingSink::new();
+    let inventory = Inventory::load(db.clone(), recorder.clone(), sink.clone())
+        .await
+        .expect("loading the inventory");
+    (inventory, recorder, sink)
+}
+
+/// A TCP forwarder on a local port that can be stopped (every connection cut, the port
+/// closed) and started again on the same port: a database outage without touching the server.
+pub struct TcpProxy {
+    listen: SocketAddr,
+    target: SocketAddr,
+    running: Option<JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding a fresh local port to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
+        let listen = listener.local_addr().expect("proxy address");
+        let mut proxy = TcpProxy {
+            listen,
+            target,
+            running: None,
+        };
+        proxy.running = Some(tokio::spawn(forward(listener, target)));
+        proxy
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.listen.port()
+    }
+
+    /// Cuts every connection and closes the port.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.running.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .expect("re-binding the proxy port");
+        self.running = Some(tokio::spawn(forward(listener, self.target)));
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        if let Some(task) = self.running.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Accepts and forwards until aborted; aborting drops the set, which aborts every connection.
+async fn forward(listener: TcpListener, target: SocketAddr) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((mut inbound, _)) = accepted else { continue };
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `deadline` passes; returns whether it held.
+pub async fn eventually<F, Fut>(deadline: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
