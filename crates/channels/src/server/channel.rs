@@ -1,0 +1,195 @@
+//! The [`Channel`] trait: what an application writes to handle one topic on one connection.
+//!
+//! A connection multiplexes many channels. For every topic a client joins, the socket's router
+//! builds a fresh value implementing [`Channel`]; the connection then calls its callbacks in order:
+//! [`join`](Channel::join) once, [`after_join`](Channel::after_join) right after the join reply
+//! went out, then [`handle_in`](Channel::handle_in) for every client message,
+//! [`handle_out`](Channel::handle_out) for intercepted broadcasts,
+//! [`handle_info`](Channel::handle_info) for messages from elsewhere in the server, and
+//! [`terminate`](Channel::terminate) when the channel ends gracefully. Dropping the value is the
+//! channel's death: anything it owns (a presence, a subscription guard) goes with it, whether it
+//! left, its connection closed, or one of its callbacks panicked.
+//!
+//! Callbacks receive a [`Context`] through which they push to their client, broadcast to the
+//! topic, subscribe to other topics, or obtain a [`ChannelHandle`] to act later from another task.
+//!
+//! A panic inside a callback ends that channel only: the client gets `phx_error` for the topic and
+//! rejoins; the connection and its other channels carry on.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::codec::{JsonObject, OutPayload, Payload};
+use crate::server::context::Context;
+
+/// How a channel's life ended, passed to [`Channel::terminate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The client sent `phx_leave`.
+    Left,
+    /// The connection closed (client went away, timeout, server drain).
+    Closed,
+    /// The client joined the same topic again; the new join replaces this one.
+    DuplicateJoin,
+    /// The channel asked to stop normally: the client gets `phx_close` and does not rejoin.
+    Normal,
+    /// The channel asked to stop because something went wrong: the client gets `phx_error` and
+    /// rejoins after a backoff.
+    Error(String),
+}
+
+impl StopReason {
+    /// True when the client should be told `phx_close` (no rejoin) rather than `phx_error`.
+    pub fn is_graceful(&self) -> bool {
+        !matches!(self, StopReason::Error(_))
+    }
+}
+
+/// The status and body of a reply to a client message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// `"ok"`, `"error"`, or any status the client code understands.
+    pub status: &'static str,
+    /// The `response` object (or binary data).
+    pub payload: OutPayload,
+}
+
+impl Reply {
+    /// `{"status":"ok","response":payload}`.
+    pub fn ok(payload: impl Into<OutPayload>) -> Self {
+        Reply {
+            status: "ok",
+            payload: payload.into(),
+        }
+    }
+
+    /// `{"status":"error","response":payload}`.
+    pub fn error(payload: impl Into<OutPayload>) -> Self {
+        Reply {
+            status: "error",
+            payload: payload.into(),
+        }
+    }
+
+    /// An `ok` reply whose response is `value` serialized (which must serialize to a JSON object).
+    pub fn ok_json<T: Serialize + ?Sized>(value: &T) -> Self {
+        Reply::ok(to_object(value))
+    }
+
+    /// An `error` reply whose response is `value` serialized (which must serialize to a JSON object).
+    pub fn error_json<T: Serialize + ?Sized>(value: &T) -> Self {
+        Reply::error(to_object(value))
+    }
+
+    /// `{"status":"error","response":{"reason":reason}}`, the shape Phoenix uses for its own errors.
+    pub fn error_reason(reason: &str) -> Self {
+        Reply::error(JsonObject::from_map(&reason_map(reason)))
+    }
+}
+
+fn reason_map(reason: &str) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("reason".to_owned(), Value::String(reason.to_owned()));
+    map
+}
+
+/// Serializes a value that is known to be an object (a struct or a map) into a payload. Values
+/// that are not objects are a programming error; they are logged and replaced by `{}`.
+pub fn to_object<T: Serialize + ?Sized>(value: &T) -> JsonObject {
+    match JsonObject::serialize(value) {
+        Ok(object) => object,
+        Err(error) => {
+            tracing::error!(%error, "payload is not a JSON object; sending {{}} instead");
+            JsonObject::empty()
+        }
+    }
+}
+
+/// What a channel wants after handling a client message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Nothing to answer (the client's push will time out unless the reply comes later through a
+    /// [`ReplyRef`](crate::server::ReplyRef)).
+    NoReply,
+    /// Answer the message.
+    Reply(Reply),
+    /// End the channel, optionally answering the message first.
+    Stop(StopReason, Option<Reply>),
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Self {
+        Outcome::Reply(reply)
+    }
+}
+
+/// A message for a channel from elsewhere in the server, delivered to [`Channel::handle_info`].
+pub enum Info {
+    /// A message published on a topic the channel subscribed to with [`Context::subscribe`].
+    PubSub(Arc<pubsub::Message>),
+    /// A value sent through a [`ChannelHandle`](crate::server::ChannelHandle).
+    Custom(Box<dyn Any + Send>),
+}
+
+impl std::fmt::Debug for Info {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Info::PubSub(message) => f.debug_tuple("PubSub").field(&message.topic).finish(),
+            Info::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// One joined topic on one connection. See the [module docs](self).
+#[async_trait]
+pub trait Channel: Send + 'static {
+    /// Decides whether the client may join `topic` with `params`. `Ok` carries the reply's response
+    /// (usually `{}`); `Err` carries the error response, and the channel is dropped.
+    async fn join(
+        &mut self,
+        topic: &str,
+        params: Payload,
+        ctx: &mut Context<'_>,
+    ) -> Result<OutPayload, OutPayload>;
+
+    /// Runs right after the successful join reply was queued: the place to push initial state or
+    /// start tracking presence.
+    async fn after_join(&mut self, _ctx: &mut Context<'_>) -> Result<(), StopReason> {
+        Ok(())
+    }
+
+    /// Handles one message the client pushed on this topic.
+    async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>)
+    -> Outcome;
+
+    /// Broadcast events this channel wants to see before they reach its client; the others go
+    /// straight to the client, encoded once for all subscribers.
+    fn intercepts(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Handles an intercepted broadcast (see [`intercepts`](Channel::intercepts)). The default
+    /// pushes it unchanged.
+    async fn handle_out(
+        &mut self,
+        event: &str,
+        payload: Value,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), StopReason> {
+        ctx.push(event, to_object(&payload));
+        Ok(())
+    }
+
+    /// Handles a message from elsewhere in the server. The default ignores it.
+    async fn handle_info(&mut self, _info: Info, _ctx: &mut Context<'_>) -> Result<(), StopReason> {
+        Ok(())
+    }
+
+    /// Runs when the channel ends gracefully (not after a panic). Pushes made here still reach the
+    /// client when the connection is open.
+    async fn terminate(&mut self, _reason: &StopReason, _ctx: &mut Context<'_>) {}
+}

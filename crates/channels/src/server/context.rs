@@ -1,0 +1,172 @@
+//! What a channel callback can do: the [`Context`] it is handed, and the handles it can keep to act
+//! later from other tasks ([`ChannelHandle`], [`ReplyRef`]).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::codec::OutPayload;
+use crate::server::channel::Reply;
+use crate::server::connection::Link;
+use crate::server::endpoint::Endpoint;
+use crate::server::socket::Assigns;
+
+/// A request from outside the connection task, queued to it.
+pub(crate) enum ConnEvent {
+    Info {
+        topic: Arc<str>,
+        join_ref: Option<Arc<str>>,
+        info: Box<dyn Any + Send>,
+    },
+    Push {
+        topic: Arc<str>,
+        join_ref: Option<Arc<str>>,
+        event: String,
+        payload: OutPayload,
+    },
+    Reply {
+        topic: Arc<str>,
+        join_ref: Option<Arc<str>>,
+        ref_: Option<String>,
+        reply: Reply,
+    },
+}
+
+/// The view a channel callback has of its channel and connection.
+pub struct Context<'a> {
+    pub(crate) topic: &'a Arc<str>,
+    pub(crate) join_ref: Option<&'a Arc<str>>,
+    pub(crate) msg_ref: Option<&'a str>,
+    pub(crate) link: &'a mut Link,
+}
+
+impl Context<'_> {
+    /// The channel's topic.
+    pub fn topic(&self) -> &str {
+        self.topic
+    }
+
+    /// The `ref` of the join that opened this channel instance.
+    pub fn join_ref(&self) -> Option<&str> {
+        self.join_ref.map(|r| &**r)
+    }
+
+    /// What the socket's `connect` stored for this connection.
+    pub fn assigns(&self) -> &Assigns {
+        &self.link.assigns
+    }
+
+    /// The endpoint, for broadcasts to other topics and access to pubsub.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.link.endpoint
+    }
+
+    /// Sends `event` to this channel's client only.
+    pub fn push(&mut self, event: &str, payload: impl Into<OutPayload>) {
+        let payload = payload.into();
+        self.link.push(self.join_ref.cloned(), self.topic, event, &payload);
+    }
+
+    /// Sends `event` to every subscriber of this topic on every node, this client included.
+    pub fn broadcast(&self, event: &str, payload: impl Into<OutPayload>) {
+        self.link
+            .endpoint
+            .broadcast(self.topic, event, &payload.into());
+    }
+
+    /// Sends `event` to every subscriber of this topic on every node except this client.
+    pub fn broadcast_from(&self, event: &str, payload: impl Into<OutPayload>) {
+        self.link
+            .endpoint
+            .broadcast_from(&self.link.mailbox, self.topic, event, &payload.into());
+    }
+
+    /// Delivers messages published on `topic` to this channel's
+    /// [`handle_info`](crate::server::Channel::handle_info) until it ends or unsubscribes.
+    pub fn subscribe(&mut self, topic: &str) {
+        self.link.subscribe_extra(self.topic, topic);
+    }
+
+    /// Stops what [`subscribe`](Context::subscribe) started.
+    pub fn unsubscribe(&mut self, topic: &str) {
+        self.link.unsubscribe_extra(self.topic, topic);
+    }
+
+    /// A handle to reach this channel instance later from any task.
+    pub fn handle(&mut self) -> ChannelHandle {
+        ChannelHandle {
+            tx: self.link.events(),
+            topic: self.topic.clone(),
+            join_ref: self.join_ref.cloned(),
+        }
+    }
+
+    /// A handle to answer the message being handled later (return
+    /// [`Outcome::NoReply`](crate::server::Outcome::NoReply) now). `None` outside `handle_in`.
+    pub fn reply_ref(&mut self) -> Option<ReplyRef> {
+        let ref_ = self.msg_ref?.to_owned();
+        Some(ReplyRef {
+            handle: self.handle(),
+            ref_,
+        })
+    }
+}
+
+/// Reaches one channel instance from any task: send it a message or push to its client.
+///
+/// Messages for an instance that has since ended (or been replaced by a rejoin) are dropped.
+#[derive(Clone)]
+pub struct ChannelHandle {
+    tx: mpsc::UnboundedSender<ConnEvent>,
+    topic: Arc<str>,
+    join_ref: Option<Arc<str>>,
+}
+
+impl ChannelHandle {
+    /// Delivers `info` to the channel's `handle_info` as [`Info::Custom`](crate::server::Info).
+    /// Returns false when the connection is gone.
+    pub fn send_info(&self, info: impl Any + Send) -> bool {
+        self.tx
+            .send(ConnEvent::Info {
+                topic: self.topic.clone(),
+                join_ref: self.join_ref.clone(),
+                info: Box::new(info),
+            })
+            .is_ok()
+    }
+
+    /// Pushes `event` to the channel's client. Returns false when the connection is gone.
+    pub fn push(&self, event: &str, payload: impl Into<OutPayload>) -> bool {
+        self.tx
+            .send(ConnEvent::Push {
+                topic: self.topic.clone(),
+                join_ref: self.join_ref.clone(),
+                event: event.to_owned(),
+                payload: payload.into(),
+            })
+            .is_ok()
+    }
+}
+
+/// Answers one client message later (Phoenix's `socket_ref` + `reply/2`).
+#[derive(Clone)]
+pub struct ReplyRef {
+    handle: ChannelHandle,
+    ref_: String,
+}
+
+impl ReplyRef {
+    /// Sends the reply. Returns false when the connection is gone.
+    pub fn reply(&self, reply: Reply) -> bool {
+        self.handle
+            .tx
+            .send(ConnEvent::Reply {
+                topic: self.handle.topic.clone(),
+                join_ref: self.handle.join_ref.clone(),
+                ref_: Some(self.ref_.clone()),
+                reply,
+            })
+            .is_ok()
+    }
+}

@@ -1,0 +1,233 @@
+//! The [`Endpoint`]: what every connection of a server shares — pubsub, options, and the
+//! broadcast operations that reach clients on every node.
+//!
+//! A broadcast travels through pubsub as the V2 wire frame it will become, behind a small header
+//! that names the event. Subscribers speaking V2 write those bytes to their socket unchanged;
+//! V1 subscribers derive their form once per node and message ([`pubsub::Message::derived`]).
+//! Either way a broadcast to 100k clients is encoded once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pubsub::{Mailbox, PubSub};
+use tokio::sync::watch;
+
+use crate::codec::{Broadcast, Frame, FrameKind, JsonObject, OutPayload, Serializer};
+use crate::server::origin::CheckOrigin;
+
+/// The event that, broadcast on a socket id, closes every connection with that id.
+pub const DISCONNECT: &str = "disconnect";
+
+const MAGIC: u8 = 0xB7;
+
+/// Options of a channels server. `Default` gives Phoenix's behaviour where Phoenix has one.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Which `Origin` headers may open a socket.
+    pub check_origin: CheckOrigin,
+    /// The largest frame a client may send; larger ones close the connection (code 1009).
+    pub max_frame_size: usize,
+    /// A connection that sends nothing for this long is closed (clients heartbeat every 30 s).
+    pub idle_timeout: Duration,
+    /// A connection whose socket does not accept a frame within this long is closed: the client
+    /// stopped reading.
+    pub write_timeout: Duration,
+    /// Messages that may wait for one connection before it counts as unable to keep up.
+    pub mailbox_capacity: usize,
+    /// Channels one connection may have joined at once.
+    pub max_channels: usize,
+    /// How long a LongPoll request waits for messages before answering 204.
+    pub longpoll_window: Duration,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            check_origin: CheckOrigin::Disabled,
+            max_frame_size: 1024 * 1024,
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+            mailbox_capacity: 1024,
+            max_channels: 100,
+            longpoll_window: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Inner {
+    pubsub: PubSub,
+    config: EndpointConfig,
+    drain: watch::Sender<bool>,
+}
+
+/// Shared by every connection of a server. Cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("node", &self.inner.pubsub.node().name)
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint publishing through `pubsub`.
+    pub fn new(pubsub: PubSub, config: EndpointConfig) -> Self {
+        let (drain, _) = watch::channel(false);
+        Endpoint {
+            inner: Arc::new(Inner {
+                pubsub,
+                config,
+                drain,
+            }),
+        }
+    }
+
+    /// The pubsub hub broadcasts travel through.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.inner.pubsub
+    }
+
+    /// The options.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.inner.config
+    }
+
+    /// Sends `event` to every client joined to `topic`, on every node.
+    pub fn broadcast(&self, topic: &str, event: &str, payload: &OutPayload) {
+        if let Some(bytes) = encode(topic, event, payload) {
+            self.inner.pubsub.broadcast(topic, bytes);
+        }
+    }
+
+    /// Sends `event` to every client joined to `topic` on every node, except the connection that
+    /// owns `from`.
+    pub fn broadcast_from(&self, from: &Mailbox, topic: &str, event: &str, payload: &OutPayload) {
+        if let Some(bytes) = encode(topic, event, payload) {
+            self.inner.pubsub.broadcast_from(from, topic, bytes);
+        }
+    }
+
+    /// Sends `event` to the clients joined to `topic` on this node only.
+    pub fn local_broadcast(&self, topic: &str, event: &str, payload: &OutPayload) {
+        if let Some(bytes) = encode(topic, event, payload) {
+            self.inner.pubsub.local_broadcast(topic, bytes);
+        }
+    }
+
+    /// Closes every connection whose socket id is `socket_id`, on every node (code 1001, so the
+    /// client reconnects and authenticates again).
+    pub fn disconnect(&self, socket_id: &str) {
+        self.broadcast(socket_id, DISCONNECT, &OutPayload::Json(JsonObject::empty()));
+    }
+
+    /// Asks every connection of this node to close with code 1012 ("service restart") so that
+    /// clients reconnect elsewhere. Connections opened afterwards are refused.
+    pub fn drain(&self) {
+        self.inner.drain.send_replace(true);
+    }
+
+    /// Whether [`drain`](Endpoint::drain) was called.
+    pub fn is_draining(&self) -> bool {
+        *self.inner.drain.borrow()
+    }
+
+    pub(crate) fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.inner.drain.subscribe()
+    }
+}
+
+fn encode(topic: &str, event: &str, payload: &OutPayload) -> Option<Bytes> {
+    let frame = match (Broadcast {
+        topic,
+        event,
+        payload,
+    })
+    .encode(Serializer::V2)
+    {
+        Ok(frame) => frame,
+        Err(error) => {
+            tracing::error!(%error, topic, event, "broadcast could not be encoded; not sent");
+            return None;
+        }
+    };
+    let Ok(event_len) = u16::try_from(event.len()) else {
+        tracing::error!(topic, "broadcast event name too long; not sent");
+        return None;
+    };
+    let mut buf = BytesMut::with_capacity(4 + event.len() + frame.data.len());
+    buf.put_u8(MAGIC);
+    buf.put_u8(match frame.kind {
+        FrameKind::Text => 0,
+        FrameKind::Binary => 1,
+    });
+    buf.put_u16(event_len);
+    buf.put_slice(event.as_bytes());
+    buf.put_slice(&frame.data);
+    Some(buf.freeze())
+}
+
+/// A broadcast taken out of its pubsub envelope: the event name and the V2 frame.
+pub(crate) struct Decoded {
+    pub(crate) event: Bytes,
+    pub(crate) frame: Frame,
+}
+
+impl Decoded {
+    pub(crate) fn event(&self) -> &str {
+        std::str::from_utf8(&self.event).unwrap_or("")
+    }
+}
+
+/// Reads a broadcast envelope; `None` for anything else published on a channel topic.
+pub(crate) fn decode(payload: &Bytes) -> Option<Decoded> {
+    let header = payload.get(..4)?;
+    if header[0] != MAGIC {
+        return None;
+    }
+    let kind = match header[1] {
+        0 => FrameKind::Text,
+        1 => FrameKind::Binary,
+        _ => return None,
+    };
+    let event_len = u16::from_be_bytes([header[2], header[3]]) as usize;
+    let event = payload.get(4..4 + event_len)?;
+    std::str::from_utf8(event).ok()?;
+    Some(Decoded {
+        event: payload.slice(4..4 + event_len),
+        frame: Frame {
+            kind,
+            data: payload.slice(4 + event_len..),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_carries_the_v2_frame() {
+        let payload = OutPayload::Json(JsonObject::from_json(r#"{"a":1}"#).expect("object"));
+        let bytes = encode("room:1", "new_msg", &payload).expect("encodes");
+        let decoded = decode(&bytes).expect("decodes");
+        assert_eq!(decoded.event(), "new_msg");
+        assert_eq!(decoded.frame.kind, FrameKind::Text);
+        assert_eq!(
+            &decoded.frame.data[..],
+            br#"[null,null,"room:1","new_msg",{"a":1}]"#
+        );
+    }
+
+    #[test]
+    fn foreign_payloads_are_not_broadcasts() {
+        assert!(decode(&Bytes::from_static(b"hello")).is_none());
+        assert!(decode(&Bytes::from_static(&[MAGIC, 0, 0, 9, b'x'])).is_none());
+        assert!(decode(&Bytes::from_static(&[MAGIC, 7, 0, 0])).is_none());
+    }
+}

@@ -1,0 +1,171 @@
+//! The [`Socket`] trait: who may connect, what the connection is called, and which channel serves
+//! which topic.
+//!
+//! ```
+//! use channels::server::{Assigns, ConnectError, ConnectInfo, Params, Routes, Socket, Channel};
+//!
+//! struct PublicSocket { routes: Routes }
+//!
+//! #[async_trait::async_trait]
+//! impl Socket for PublicSocket {
+//!     async fn connect(&self, _params: &Params, _info: &ConnectInfo) -> Result<Assigns, ConnectError> {
+//!         Ok(Assigns::none())
+//!     }
+//!     fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
+//!         self.routes.channel(topic)
+//!     }
+//! }
+//! ```
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::HeaderMap;
+
+use crate::server::channel::Channel;
+
+/// The connect parameters: the query string of the connect request (phoenix.js sends its `params`
+/// there, plus `vsn`). Nested objects arrive flattened as `parent[child]` keys.
+pub type Params = HashMap<String, String>;
+
+/// Facts about the connect request beyond its parameters.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectInfo {
+    /// The client's address as seen by this server.
+    pub peer: Option<SocketAddr>,
+    /// The request headers (origin, user agent, `x-` headers…).
+    pub headers: HeaderMap,
+    /// The request path and query.
+    pub uri: String,
+    /// The token phoenix.js sends with its `authToken` option (WebSocket subprotocol or LongPoll
+    /// header), already decoded.
+    pub auth_token: Option<String>,
+}
+
+/// Why a connection was refused. The client gets HTTP 403; the reason is logged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("connection refused: {0}")]
+pub struct ConnectError(pub String);
+
+impl ConnectError {
+    /// A refusal with a reason for the logs.
+    pub fn new(reason: impl Into<String>) -> Self {
+        ConnectError(reason.into())
+    }
+}
+
+/// Per-connection data a socket's `connect` decided on (a user id, say), readable by every channel
+/// of the connection.
+#[derive(Clone, Default)]
+pub struct Assigns(Option<Arc<dyn Any + Send + Sync>>);
+
+impl Assigns {
+    /// Nothing assigned.
+    pub fn none() -> Self {
+        Assigns(None)
+    }
+
+    /// Assigns `value`; channels read it back with [`get`](Assigns::get) and the same type.
+    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
+        Assigns(Some(Arc::new(value)))
+    }
+
+    /// The assigned value, if one of type `T` was assigned.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.as_deref().and_then(|v| v.downcast_ref::<T>())
+    }
+}
+
+impl std::fmt::Debug for Assigns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Assigns(..)"
+        } else {
+            "Assigns(none)"
+        })
+    }
+}
+
+/// A kind of connection an application accepts (Phoenix's `UserSocket`).
+#[async_trait]
+pub trait Socket: Send + Sync + 'static {
+    /// Accepts or refuses a connection. Refusals become HTTP 403 and a log line with the reason.
+    async fn connect(&self, params: &Params, info: &ConnectInfo) -> Result<Assigns, ConnectError>;
+
+    /// Names the connection so that a `disconnect` broadcast to that name closes it
+    /// ([`Endpoint::disconnect`](crate::server::Endpoint::disconnect)). `None`: anonymous.
+    fn id(&self, _assigns: &Assigns) -> Option<String> {
+        None
+    }
+
+    /// A fresh channel for `topic`, or `None` when no channel serves it ("unmatched topic").
+    fn channel(&self, topic: &str) -> Option<Box<dyn Channel>>;
+}
+
+type Factory = Arc<dyn Fn(&str) -> Box<dyn Channel> + Send + Sync>;
+
+/// Topic patterns mapped to channel factories, matched in declaration order: an exact topic, or a
+/// prefix ending in `*` (`"room:*"` matches every topic starting with `room:`).
+#[derive(Clone, Default)]
+pub struct Routes {
+    routes: Vec<(String, Factory)>,
+}
+
+impl Routes {
+    /// No routes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves topics matching `pattern` with channels made by `factory` (given the topic).
+    pub fn route(
+        mut self,
+        pattern: &str,
+        factory: impl Fn(&str) -> Box<dyn Channel> + Send + Sync + 'static,
+    ) -> Self {
+        self.routes.push((pattern.to_owned(), Arc::new(factory)));
+        self
+    }
+
+    /// A channel for `topic` from the first matching route.
+    pub fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
+        self.routes
+            .iter()
+            .find(|(pattern, _)| topic_matches(pattern, topic))
+            .map(|(_, factory)| factory(topic))
+    }
+}
+
+/// Whether `topic` matches a route `pattern` (exact, or prefix when the pattern ends in `*`).
+pub fn topic_matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => topic.starts_with(prefix),
+        None => pattern == topic,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_exactly_or_by_prefix() {
+        assert!(topic_matches("room:*", "room:lobby"));
+        assert!(topic_matches("room:*", "room:"));
+        assert!(!topic_matches("room:*", "rooms"));
+        assert!(topic_matches("admin:cart_tracker", "admin:cart_tracker"));
+        assert!(!topic_matches("admin:cart_tracker", "admin:cart_tracker2"));
+        assert!(topic_matches("*", "anything"));
+    }
+
+    #[test]
+    fn assigns_are_typed() {
+        let assigns = Assigns::new(42_u32);
+        assert_eq!(assigns.get::<u32>(), Some(&42));
+        assert_eq!(assigns.get::<String>(), None);
+        assert!(Assigns::none().get::<u32>().is_none());
+    }
+}
