@@ -76,6 +76,28 @@ fn pg_admin_url() -> String {
     std::env::var("S23_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL.to_owned())
 }
 
+/// Address of the PostgreSQL server the tests use (host and port of the admin URL).
+pub async fn pg_server_addr() -> SocketAddr {
+    let admin = pg_admin_url();
+    let after_scheme = admin
+        .split_once("://")
+        .map_or(admin.as_str(), |(_, rest)| rest);
+    let host_port = after_scheme
+        .rsplit_once('@')
+        .map_or(after_scheme, |(_, rest)| rest);
+    let host_port = host_port.split('/').next().unwrap_or(host_port);
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    tokio::net::lookup_host(&host_port)
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .unwrap_or_else(|| panic!("cannot resolve the PostgreSQL server {host_port} of {admin}"))
+}
+
 /// The URL of database `name` on the server of `admin_url`, optionally through another port.
 fn pg_url(admin_url: &str, name: &str, port: Option<u16>) -> String {
     let (base, _) = admin_url.rsplit_once('/').unwrap_or((admin_url, ""));
