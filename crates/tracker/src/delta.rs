@@ -218,6 +218,7 @@ impl Generations {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::presence::{Meta, PhxRef, Pid, Presence};

@@ -154,6 +154,7 @@ impl Replicas {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

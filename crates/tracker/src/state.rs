@@ -337,10 +337,10 @@ impl State {
         if let Some(list) = self.topics.get_mut(&e.topic) {
             let pos = e.topic_pos as usize;
             list.swap_remove(pos);
-            if let Some(&moved) = list.get(pos) {
-                if let Some(m) = self.elements[moved as usize].as_mut() {
-                    m.topic_pos = pos as u32;
-                }
+            if let Some(&moved) = list.get(pos)
+                && let Some(m) = self.elements[moved as usize].as_mut()
+            {
+                m.topic_pos = pos as u32;
             }
             if list.is_empty() {
                 self.topics.remove(&e.topic);
@@ -869,6 +869,7 @@ impl State {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

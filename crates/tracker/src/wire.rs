@@ -455,6 +455,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -474,7 +475,7 @@ mod tests {
                 key: format!("user:{i}").into(),
                 meta: Meta::new(json!({"online_at": "1700000000"})).unwrap(),
                 phx_ref: PhxRef::new(1_700_000_000_000_000_000 + i, 77, i as u16),
-                phx_ref_prev: (i % 2 == 0).then(|| PhxRef::new(i, 1, 2)),
+                phx_ref_prev: i.is_multiple_of(2).then(|| PhxRef::new(i, 1, 2)),
             },
         }
     }

@@ -4,6 +4,8 @@
 //!
 //! Run more cases with `TRACKER_PROPTEST_CASES=100000 cargo test -p tracker --test convergence`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
@@ -504,10 +506,10 @@ proptest! {
     #[test]
     fn lists_converge_after_heal(n in 3usize..=5, ops in prop::collection::vec(op(), 1..80)) {
         let sim = run_case(n, &ops);
-        for t in 0..TOPICS.len() {
+        for (t, topic) in TOPICS.iter().enumerate() {
             let model = sim.model(t);
             for node in sim.alive() {
-                prop_assert_eq!(&Sim::list(node, t), &model, "node {} topic {}", node.name, TOPICS[t]);
+                prop_assert_eq!(&Sim::list(node, t), &model, "node {} topic {}", node.name, topic);
             }
         }
     }
