@@ -160,7 +160,9 @@ impl Inventory {
         &self.inner.db
     }
 
-    /// Rebuilds the cache from the database (what a restarted cache does).
+    /// Rebuilds the cache from the database (what a restarted cache does). A sale processed
+    /// while the reload reads may be overwritten by the slightly older rows it read; the next
+    /// sale of that item corrects it.
     pub async fn reload(&self) -> Result<(), DbError> {
         let snapshot = load_snapshot(&self.inner.db).await?;
         let _write = self.inner.write.lock();
