@@ -72,6 +72,7 @@ mod shard;
 pub mod state;
 pub mod wire;
 
+pub use engine::ReplicaEvent;
 pub use options::{Options, OptionsError};
 pub use pool::{Process, ReplicaInfo, TrackError, Tracker, UpdateError};
 pub use presence::{Diff, Key, Meta, MetaError, PhxRef, Pid, Presence, Topic, TopicDiff};

@@ -16,9 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use pubsub::PubSub;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, ReplicaEvent};
 use crate::options::{Options, OptionsError};
 use crate::presence::{Meta, PhxRef, Pid, Presence};
 use crate::replica::{ReplicaRef, Status};
@@ -127,6 +127,7 @@ struct Inner {
     controls: Vec<mpsc::UnboundedSender<Control>>,
     node_hash: u16,
     ref_counter: AtomicU16,
+    events: broadcast::Sender<ReplicaEvent>,
 }
 
 /// A presence tracker replicated across the cluster (Phoenix.Tracker). Cheap to clone.
@@ -189,9 +190,10 @@ impl Tracker {
         let epoch = tokio::time::Instant::now();
         let mut shards = Vec::with_capacity(options.pool_size);
         let mut controls = Vec::with_capacity(options.pool_size);
+        let (events, _) = broadcast::channel(1024);
         for n in 0..options.pool_size {
             let engine = Engine::new(me.clone(), config.clone());
-            let (shard, exits) = shard::new_shard(engine, handler.clone());
+            let (shard, exits) = shard::new_shard(engine, handler.clone(), events.clone());
             let (control_tx, control_rx) = mpsc::unbounded_channel();
             let task = ShardTask {
                 shard: shard.clone(),
@@ -215,6 +217,7 @@ impl Tracker {
                 controls,
                 node_hash,
                 ref_counter: AtomicU16::new(0),
+                events,
             }),
         })
     }
@@ -374,6 +377,13 @@ impl Tracker {
         all.into_iter()
             .map(|(replica, status)| ReplicaInfo { replica, status })
             .collect()
+    }
+
+    /// Membership changes seen by any shard from now on (a peer up, down or removed), for logs,
+    /// metrics and tests. Each shard reports its own view, so with `pool_size > 1` an event comes
+    /// once per shard. A receiver that falls more than 1024 events behind loses the oldest.
+    pub fn replica_events(&self) -> broadcast::Receiver<ReplicaEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Tells every other node to drop this node's presences now (instead of after `down_period`),

@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::RwLock;
 use pubsub::{Closed, PubSub};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::engine::{Engine, Outbound, Output, ReplicaEvent};
@@ -57,6 +57,7 @@ pub(crate) struct Shard {
     diffs: mpsc::UnboundedSender<Diff>,
     pub(crate) exits: mpsc::UnboundedSender<Pid>,
     pub(crate) stopped: AtomicBool,
+    events: broadcast::Sender<ReplicaEvent>,
 }
 
 /// Most ended processes handled under one write lock.
@@ -95,6 +96,7 @@ pub(crate) struct ShardTask {
 pub(crate) fn new_shard(
     engine: Engine,
     handler: Arc<dyn DiffHandler>,
+    events: broadcast::Sender<ReplicaEvent>,
 ) -> (Arc<Shard>, mpsc::UnboundedReceiver<Pid>) {
     let (diff_tx, mut diff_rx) = mpsc::unbounded_channel::<Diff>();
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
@@ -108,6 +110,7 @@ pub(crate) fn new_shard(
         diffs: diff_tx,
         exits: exit_tx,
         stopped: AtomicBool::new(false),
+        events,
     });
     (shard, exit_rx)
 }
@@ -134,6 +137,7 @@ impl ShardTask {
 
     fn log_events(&self, events: &[ReplicaEvent]) {
         for e in events {
+            let _ = self.shard.events.send(e.clone());
             match e {
                 ReplicaEvent::Up(r) => {
                     tracing::info!(topic = %self.topic, replica = ?r, "replica up")
