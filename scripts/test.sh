@@ -14,7 +14,6 @@ echo "== cargo test"
 cargo test --workspace --locked
 
 if [ -f tests/js/package.json ]; then
-  echo "== javascript suites"
-  cargo build --release --locked -p sneakers23 -p hello_sockets
+  echo "== javascript suites (debug binaries built above)"
   (cd tests/js && node --test --test-concurrency=1 ./*.test.mjs)
 fi

@@ -7,6 +7,17 @@
 //!   binary frames), serializer negotiation and encode-once broadcast frames.
 //! * [`token`]: `Phoenix.Token`-compatible signed tokens, byte-for-byte
 //!   interoperable with a Phoenix application sharing the same secret.
+//!
+//! On them, with I/O:
+//!
+//! * [`server`]: sockets, channels, the connection state machine and the
+//!   WebSocket and LongPoll transports (axum).
+//! * [`presence`]: Phoenix.Presence on the tracker crate: `presence_state`
+//!   and `presence_diff` exactly as phoenix.js `Presence` consumes them.
+//! * [`assets`]: the official JavaScript client, embedded for browsers.
 
+pub mod assets;
 pub mod codec;
+pub mod presence;
+pub mod server;
 pub mod token;
