@@ -403,6 +403,28 @@ fn expiry_uses_the_embedded_max_age_unless_overridden() {
 }
 
 #[test]
+fn extreme_ages_and_dates_neither_overflow_nor_panic() {
+    let s = signer("user auth");
+    // max_age = 1e300 seconds (a float): practically forever.
+    let mut huge_age = unhex("83 68 03 61 01 6e 06 00 00 68 e5 cf 8b 01 46");
+    huge_age.extend(1e300_f64.to_be_bytes());
+    let token = assemble("user auth", "SFMyNTY", &huge_age);
+    assert_eq!(
+        s.verify_at(Some(&token), None, i64::MAX),
+        Ok(Term::Integer(1))
+    );
+    // signed_at = -(2^127 - 1): long expired.
+    let mut ancient = unhex("83 68 03 61 01 6e 10 01");
+    ancient.extend([0xff; 15]);
+    ancient.extend(unhex("7f 62 00 01 51 80"));
+    let token = assemble("user auth", "SFMyNTY", &ancient);
+    assert_eq!(
+        s.verify_at(Some(&token), None, SIGNED_AT),
+        Err(TokenError::Expired)
+    );
+}
+
+#[test]
 fn future_dated_tokens_are_invalid() {
     let s = signer("user auth");
     let token = s.sign_at(&Term::from(1_i64), SIGNED_AT).unwrap();

@@ -24,8 +24,19 @@ impl Fields<'_> {
     }
 }
 
-/// Appends `s` as a JSON string literal, escaped by serde_json.
+/// Appends `s` as a JSON string literal.
+///
+/// Topics, events and refs rarely need escapes, so those are copied between
+/// quotes directly; anything else is escaped by serde_json.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing into a Vec cannot fail and a str always serializes.
     let result = serde_json::to_writer(&mut *out, s);
     debug_assert!(result.is_ok(), "serializing a str into a Vec failed");
@@ -63,5 +74,31 @@ pub(crate) fn read_string(value: Value, field: &'static str) -> Result<String, D
             expected: "a string",
             found: json_type(&other),
         }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The direct-copy fast path writes exactly what serde_json writes.
+        #[test]
+        fn write_str_matches_serde_json(s in any::<String>()) {
+            let mut out = Vec::new();
+            super::write_str(&mut out, &s);
+            prop_assert_eq!(out, serde_json::to_vec(&s).unwrap());
+        }
+    }
+
+    #[test]
+    fn write_str_escapes_quotes_backslashes_and_controls() {
+        let mut out = Vec::new();
+        super::write_str(&mut out, "a\"b\\c\u{1f}\u{7f}é");
+        assert_eq!(
+            out,
+            br#""a\"b\\c\u001f"#.iter().copied().chain("\u{7f}é\"".bytes()).collect::<Vec<u8>>()
+        );
     }
 }

@@ -216,7 +216,7 @@ impl Signer {
         if signed_at_ms > now_ms {
             return Err(TokenError::Invalid);
         }
-        if signed_at_ms + limit_ms < now_ms {
+        if signed_at_ms.saturating_add(limit_ms) < now_ms {
             return Err(TokenError::Expired);
         }
         Ok(data)
