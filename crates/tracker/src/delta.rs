@@ -231,12 +231,12 @@ mod tests {
         Entry {
             topic: "t".into(),
             pid: Pid { node: 1, id: n },
-            presence: Presence {
-                key: n.to_string().into(),
-                meta: Meta::empty(),
-                phx_ref: PhxRef::new(n, 0, 0),
-                phx_ref_prev: None,
-            },
+            presence: Presence::new(
+                n.to_string().into(),
+                Meta::empty(),
+                PhxRef::new(n, 0, 0),
+                None,
+            ),
         }
     }
 

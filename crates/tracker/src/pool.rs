@@ -22,7 +22,7 @@ use crate::engine::{Engine, ReplicaEvent};
 use crate::options::{Options, OptionsError};
 use crate::presence::{Meta, PhxRef, Pid, Presence};
 use crate::replica::{ReplicaRef, Status};
-use crate::shard::{self, Control, DiffHandler, Shard, ShardTask};
+use crate::shard::{self, Control, DiffHandler, Pending, Shard, ShardTask};
 use crate::state::NoPresence;
 
 /// Why `track` failed.
@@ -278,7 +278,7 @@ impl Tracker {
             .join(process.pid, topic, key, meta, phx_ref)
         {
             Ok(entry) => {
-                shard.report(vec![entry], Vec::new());
+                shard.report(Pending::Join(entry));
                 Ok(phx_ref)
             }
             Err(_) => Err(TrackError::AlreadyTracked {
@@ -293,7 +293,7 @@ impl Tracker {
         let shard = self.shard(topic);
         let mut engine = shard.engine.write();
         if let Some(entry) = engine.state_mut().leave(process.pid, topic, key) {
-            shard.report(Vec::new(), vec![entry]);
+            shard.report(Pending::Leave(entry));
         }
     }
 
@@ -302,7 +302,7 @@ impl Tracker {
         for shard in &self.inner.shards {
             let mut engine = shard.engine.write();
             let leaves = engine.state_mut().leave_pid(process.pid);
-            shard.report(Vec::new(), leaves);
+            shard.report_changes(Vec::new(), leaves);
         }
     }
 
@@ -335,7 +335,7 @@ impl Tracker {
         let (new, old) = engine
             .state_mut()
             .leave_join(process.pid, topic, key, meta, phx_ref)?;
-        shard.report(vec![new], vec![old]);
+        shard.report(Pending::Update { new, old });
         Ok(phx_ref)
     }
 

@@ -162,9 +162,9 @@ impl fmt::Debug for PhxRef {
     }
 }
 
-/// One presence as queries and diffs report it: the key, the meta and its refs.
+/// The fields of one presence version: key, meta and refs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Presence {
+pub struct PresenceInfo {
     /// What presences are grouped by.
     pub key: Key,
     /// The application's metadata.
@@ -175,7 +175,40 @@ pub struct Presence {
     pub phx_ref_prev: Option<PhxRef>,
 }
 
+/// One presence as queries and diffs report it: a shared, immutable [`PresenceInfo`] (fields are
+/// reached through `Deref`: `presence.key`, `presence.meta`, ...).
+///
+/// Sharing makes a presence one allocation that lists, diffs and deltas copy with a single
+/// reference-count increment, which is what keeps `list` of 100k presences in the low milliseconds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Presence(Arc<PresenceInfo>);
+
 impl Presence {
+    /// A presence version.
+    pub fn new(key: Key, meta: Meta, phx_ref: PhxRef, phx_ref_prev: Option<PhxRef>) -> Presence {
+        Presence(Arc::new(PresenceInfo {
+            key,
+            meta,
+            phx_ref,
+            phx_ref_prev,
+        }))
+    }
+}
+
+impl std::ops::Deref for Presence {
+    type Target = PresenceInfo;
+    fn deref(&self) -> &PresenceInfo {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Presence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl PresenceInfo {
     /// Appends the meta as a JSON object with `phx_ref` (and `phx_ref_prev` after an update) added,
     /// the shape Phoenix.Presence puts in `metas`.
     pub fn write_meta_json(&self, out: &mut String) {
@@ -287,20 +320,15 @@ mod tests {
 
     #[test]
     fn meta_json_adds_refs() {
-        let p = Presence {
-            key: "1".into(),
-            meta: Meta::empty(),
-            phx_ref: PhxRef::new(1, 2, 3),
-            phx_ref_prev: None,
-        };
+        let p = Presence::new("1".into(), Meta::empty(), PhxRef::new(1, 2, 3), None);
         let v: Value = serde_json::from_str(&p.meta_json()).unwrap();
         assert_eq!(v, json!({"phx_ref": p.phx_ref.to_string()}));
-        let q = Presence {
-            meta: Meta::new(json!({"s": "away"})).unwrap(),
-            phx_ref_prev: Some(p.phx_ref),
-            phx_ref: PhxRef::new(9, 2, 4),
-            ..p.clone()
-        };
+        let q = Presence::new(
+            p.key.clone(),
+            Meta::new(json!({"s": "away"})).unwrap(),
+            PhxRef::new(9, 2, 4),
+            Some(p.phx_ref),
+        );
         assert_eq!(
             q.meta_value(),
             json!({"s": "away", "phx_ref": q.phx_ref.to_string(), "phx_ref_prev": p.phx_ref.to_string()})

@@ -17,7 +17,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -51,13 +54,79 @@ pub(crate) enum Control {
     GracefulPermdown(oneshot::Sender<()>),
 }
 
+/// A change waiting for the dispatcher, in the cheapest form to queue (grouping by topic into a
+/// [`Diff`] happens in the dispatcher, off the write path).
+pub(crate) enum Pending {
+    Join(Entry),
+    Leave(Entry),
+    Update {
+        new: Entry,
+        old: Entry,
+    },
+    Batch {
+        joins: Vec<Entry>,
+        leaves: Vec<Entry>,
+    },
+}
+
+impl Pending {
+    fn into_diff(self) -> Diff {
+        match self {
+            Pending::Join(e) => Diff::from_entries(vec![e], Vec::new()),
+            Pending::Leave(e) => Diff::from_entries(Vec::new(), vec![e]),
+            Pending::Update { new, old } => Diff::from_entries(vec![new], vec![old]),
+            Pending::Batch { joins, leaves } => Diff::from_entries(joins, leaves),
+        }
+    }
+}
+
+/// The queue between a shard and its dispatcher task. Writers push under the shard's write lock
+/// (so the queue order is the state-change order) and wake the dispatcher only when it is not
+/// already scheduled, so a burst of operations costs one wake-up, not one per operation.
+struct Dispatch {
+    outbox: Mutex<Vec<Pending>>,
+    scheduled: AtomicBool,
+    notify: Notify,
+    closed: AtomicBool,
+}
+
+impl Dispatch {
+    fn push(&self, p: Pending) {
+        self.outbox.lock().push(p);
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.notify.notify_one();
+        }
+    }
+
+    async fn run(&self, handler: Arc<dyn DiffHandler>) {
+        loop {
+            self.notify.notified().await;
+            self.scheduled.store(false, Ordering::Release);
+            let batch = std::mem::take(&mut *self.outbox.lock());
+            for p in batch {
+                handler.handle_diff(p.into_diff());
+            }
+            if self.closed.load(Ordering::Acquire) && self.outbox.lock().is_empty() {
+                break;
+            }
+        }
+    }
+}
+
 /// The shared part of a shard: its state and the queues into its tasks.
 pub(crate) struct Shard {
     pub(crate) engine: RwLock<Engine>,
-    diffs: mpsc::UnboundedSender<Diff>,
+    dispatch: Arc<Dispatch>,
     pub(crate) exits: mpsc::UnboundedSender<Pid>,
     pub(crate) stopped: AtomicBool,
     events: broadcast::Sender<ReplicaEvent>,
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        self.dispatch.closed.store(true, Ordering::Release);
+        self.dispatch.notify.notify_one();
+    }
 }
 
 /// Most ended processes handled under one write lock.
@@ -67,17 +136,22 @@ const EXIT_BATCH: usize = 4096;
 const MAILBOX: usize = 65_536;
 
 impl Shard {
-    /// Queues the diff of `joins` and `leaves` (call with the write lock held).
-    pub(crate) fn report(&self, joins: Vec<Entry>, leaves: Vec<Entry>) {
+    /// Queues a change for the handler (call with the write lock held).
+    pub(crate) fn report(&self, p: Pending) {
+        self.dispatch.push(p);
+    }
+
+    /// Queues joins and leaves, if any (call with the write lock held).
+    pub(crate) fn report_changes(&self, joins: Vec<Entry>, leaves: Vec<Entry>) {
         if joins.is_empty() && leaves.is_empty() {
             return;
         }
-        let _ = self.diffs.send(Diff::from_entries(joins, leaves));
+        self.report(Pending::Batch { joins, leaves });
     }
 
     fn report_output(&self, out: &mut Output) {
         let changes = std::mem::take(&mut out.changes);
-        self.report(changes.joins, changes.leaves);
+        self.report_changes(changes.joins, changes.leaves);
     }
 }
 
@@ -98,16 +172,18 @@ pub(crate) fn new_shard(
     handler: Arc<dyn DiffHandler>,
     events: broadcast::Sender<ReplicaEvent>,
 ) -> (Arc<Shard>, mpsc::UnboundedReceiver<Pid>) {
-    let (diff_tx, mut diff_rx) = mpsc::unbounded_channel::<Diff>();
-    let (exit_tx, exit_rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(diff) = diff_rx.recv().await {
-            handler.handle_diff(diff);
-        }
+    let dispatch = Arc::new(Dispatch {
+        outbox: Mutex::new(Vec::new()),
+        scheduled: AtomicBool::new(false),
+        notify: Notify::new(),
+        closed: AtomicBool::new(false),
     });
+    let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+    let d = dispatch.clone();
+    tokio::spawn(async move { d.run(handler).await });
     let shard = Arc::new(Shard {
         engine: RwLock::new(engine),
-        diffs: diff_tx,
+        dispatch,
         exits: exit_tx,
         stopped: AtomicBool::new(false),
         events,
@@ -211,7 +287,7 @@ impl ShardTask {
                     for pid in pids.drain(..) {
                         leaves.extend(engine.state_mut().leave_pid(pid));
                     }
-                    self.shard.report(Vec::new(), leaves);
+                    self.shard.report_changes(Vec::new(), leaves);
                 }
                 control = self.control.recv() => match control {
                     None => break,

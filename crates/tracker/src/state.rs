@@ -142,6 +142,13 @@ impl Element {
     }
 }
 
+/// One entry of a topic's index: enough to answer `list` from contiguous memory.
+struct TopicItem {
+    presence: Presence,
+    slot: u32,
+    id: u32,
+}
+
 /// The element ids of one pid (usually one).
 enum Ids {
     One(u32),
@@ -166,7 +173,7 @@ pub struct State {
     index: FxHashMap<ReplicaRef, u32>,
     elements: Vec<Option<Element>>,
     free: Vec<u32>,
-    topics: FxHashMap<Topic, Vec<u32>>,
+    topics: FxHashMap<Topic, Vec<TopicItem>>,
     pids: FxHashMap<Pid, Ids>,
     delta: Delta,
     len: usize,
@@ -306,7 +313,11 @@ impl State {
         };
         let list = self.topics.entry(topic.clone()).or_default();
         let topic_pos = list.len() as u32;
-        list.push(id);
+        list.push(TopicItem {
+            presence: presence.clone(),
+            slot,
+            id,
+        });
         match self.pids.get_mut(&pid) {
             None => {
                 self.pids.insert(pid, Ids::One(id));
@@ -337,8 +348,8 @@ impl State {
         if let Some(list) = self.topics.get_mut(&e.topic) {
             let pos = e.topic_pos as usize;
             list.swap_remove(pos);
-            if let Some(&moved) = list.get(pos)
-                && let Some(m) = self.elements[moved as usize].as_mut()
+            if let Some(moved) = list.get(pos)
+                && let Some(m) = self.elements[moved.id as usize].as_mut()
             {
                 m.topic_pos = pos as u32;
             }
@@ -407,12 +418,7 @@ impl State {
             Some((k, _)) => k.clone(),
             None => Arc::from(topic),
         };
-        let presence = Presence {
-            key: Arc::from(key),
-            meta,
-            phx_ref,
-            phx_ref_prev: None,
-        };
+        let presence = Presence::new(Arc::from(key), meta, phx_ref, None);
         self.insert_element(topic.clone(), pid, presence.clone(), ME, dot);
         let entry = Entry {
             topic,
@@ -490,12 +496,12 @@ impl State {
         let new_meta = meta(&old.presence.meta);
         self.record_own_removal(old_dot);
         let dot = self.bump();
-        let presence = Presence {
-            key: old.presence.key.clone(),
-            meta: new_meta,
+        let presence = Presence::new(
+            old.presence.key.clone(),
+            new_meta,
             phx_ref,
-            phx_ref_prev: Some(old.presence.phx_ref),
-        };
+            Some(old.presence.phx_ref),
+        );
         let me_slot = self.slot_mut(ME);
         me_slot.owned.remove(&old_dot);
         me_slot.owned.insert(dot, id);
@@ -504,6 +510,14 @@ impl State {
             .expect("found element exists");
         el.dot = dot;
         el.presence = presence.clone();
+        let pos = el.topic_pos as usize;
+        if let Some(item) = self
+            .topics
+            .get_mut(&el.topic)
+            .and_then(|list| list.get_mut(pos))
+        {
+            item.presence = presence.clone();
+        }
         let new = Entry {
             topic: el.topic.clone(),
             pid,
@@ -774,37 +788,40 @@ impl State {
 
     /// The presences of `topic` whose owner is up, in no particular order.
     pub fn get_by_topic(&self, topic: &str) -> Vec<Presence> {
-        let Some(ids) = self.topics.get(topic) else {
+        let Some(items) = self.topics.get(topic) else {
             return Vec::new();
         };
-        let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let e = self.element(id);
-            if self.slot(e.slot).up {
-                out.push(e.presence.clone());
-            }
-        }
+        let up: Vec<bool> = self
+            .slots
+            .iter()
+            .map(|s| s.as_ref().is_some_and(|s| s.up))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        out.extend(
+            items
+                .iter()
+                .filter(|i| up[i.slot as usize])
+                .map(|i| i.presence.clone()),
+        );
         out
     }
 
     /// Number of presences of `topic` whose owner is up.
     pub fn count_by_topic(&self, topic: &str) -> usize {
-        self.topics.get(topic).map_or(0, |ids| {
-            ids.iter()
-                .filter(|&&id| self.slot(self.element(id).slot).up)
-                .count()
+        self.topics.get(topic).map_or(0, |items| {
+            items.iter().filter(|i| self.slot(i.slot).up).count()
         })
     }
 
     /// The presences of `key` in `topic` whose owner is up, with their pids (a scan of the topic).
     pub fn get_by_key(&self, topic: &str, key: &str) -> Vec<(Pid, Presence)> {
-        let Some(ids) = self.topics.get(topic) else {
+        let Some(items) = self.topics.get(topic) else {
             return Vec::new();
         };
-        ids.iter()
-            .map(|&id| self.element(id))
-            .filter(|e| &*e.presence.key == key && self.slot(e.slot).up)
-            .map(|e| (e.pid, e.presence.clone()))
+        items
+            .iter()
+            .filter(|i| &*i.presence.key == key && self.slot(i.slot).up)
+            .map(|i| (self.element(i.id).pid, i.presence.clone()))
             .collect()
     }
 
@@ -848,10 +865,10 @@ impl State {
             let Some(e) = e else { continue };
             count += 1;
             let id = id as u32;
-            assert_eq!(
-                self.topics[&e.topic][e.topic_pos as usize], id,
-                "topic index"
-            );
+            let item = &self.topics[&e.topic][e.topic_pos as usize];
+            assert_eq!(item.presence, e.presence, "topic index presence");
+            assert_eq!(item.slot, e.slot, "topic index slot");
+            assert_eq!(item.id, id, "topic index");
             assert!(self.pids[&e.pid].as_slice().contains(&id), "pid index");
             let slot = self.slot(e.slot);
             assert_eq!(slot.owned.get(&e.dot), Some(&id), "dot index");

@@ -386,12 +386,12 @@ impl Decoder {
                             node: v.pid_node.unwrap_or(owner.vsn),
                             id: v.pid,
                         },
-                        presence: Presence {
-                            key: Arc::from(v.key),
+                        presence: Presence::new(
+                            Arc::from(v.key),
                             meta,
-                            phx_ref: PhxRef(v.phx_ref),
-                            phx_ref_prev: v.prev.map(PhxRef),
-                        },
+                            PhxRef(v.phx_ref),
+                            v.prev.map(PhxRef),
+                        ),
                     };
                     part.values.insert(dot, entry);
                 }
@@ -471,12 +471,12 @@ mod tests {
                 node: a().vsn,
                 id: 1000 + i,
             },
-            presence: Presence {
-                key: format!("user:{i}").into(),
-                meta: Meta::new(json!({"online_at": "1700000000"})).unwrap(),
-                phx_ref: PhxRef::new(1_700_000_000_000_000_000 + i, 77, i as u16),
-                phx_ref_prev: i.is_multiple_of(2).then(|| PhxRef::new(i, 1, 2)),
-            },
+            presence: Presence::new(
+                format!("user:{i}").into(),
+                Meta::new(json!({"online_at": "1700000000"})).unwrap(),
+                PhxRef::new(1_700_000_000_000_000_000 + i, 77, i as u16),
+                i.is_multiple_of(2).then(|| PhxRef::new(i, 1, 2)),
+            ),
         }
     }
 
