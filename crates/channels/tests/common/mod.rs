@@ -1,0 +1,140 @@
+//! Shared fixtures of the server tests: an in-process server with an echo channel, and a small V2
+//! client over a real WebSocket.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use channels::codec::{OutPayload, Payload};
+use channels::server::transport::{Transports, socket_router};
+use channels::server::{
+    Assigns, Channel, ConnectError, ConnectInfo, Context, Endpoint, EndpointConfig, Outcome,
+    Params, Reply, Routes, Socket,
+};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+struct OpenSocket(Routes);
+
+#[async_trait]
+impl Socket for OpenSocket {
+    async fn connect(&self, _: &Params, _: &ConnectInfo) -> Result<Assigns, ConnectError> {
+        Ok(Assigns::none())
+    }
+    fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
+        self.0.channel(topic)
+    }
+}
+
+/// Joins anything; answers `echo` with the payload.
+struct Echo;
+
+#[async_trait]
+impl Channel for Echo {
+    async fn join(
+        &mut self,
+        _: &str,
+        _: Payload,
+        _: &mut Context<'_>,
+    ) -> Result<OutPayload, OutPayload> {
+        Ok(OutPayload::empty())
+    }
+    async fn handle_in(&mut self, _event: &str, payload: Payload, _: &mut Context<'_>) -> Outcome {
+        match payload {
+            Payload::Json(value) => Reply::ok_json(&json!({ "echo": value })).into(),
+            Payload::Binary(bytes) => Reply::ok(OutPayload::Binary(bytes)).into(),
+        }
+    }
+}
+
+/// A running server: its address and endpoint.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
+}
+
+/// Starts a server with `config` on a free port, socket mounted at `/socket`.
+pub async fn start(config: EndpointConfig) -> Server {
+    let endpoint = Endpoint::new(pubsub::PubSub::new("test"), config);
+    let socket = Arc::new(OpenSocket(
+        Routes::new().route("room:*", |_| Box::new(Echo) as Box<dyn Channel>),
+    ));
+    let app = axum::Router::new().nest(
+        "/socket",
+        socket_router(endpoint.clone(), socket, Transports::all()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Server { addr, endpoint }
+}
+
+/// A V2 client over a real WebSocket.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_ref: u64,
+}
+
+impl Client {
+    /// Connects to `server` with protocol version 2.
+    pub async fn connect(server: &Server) -> Client {
+        let url = format!("ws://{}/socket/websocket?vsn=2.0.0", server.addr);
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        Client { ws, next_ref: 1 }
+    }
+
+    /// Sends `[join_ref, ref, topic, event, payload]` and returns the ref used.
+    pub async fn send(
+        &mut self,
+        join_ref: Option<&str>,
+        topic: &str,
+        event: &str,
+        payload: Value,
+    ) -> String {
+        let r = self.next_ref.to_string();
+        self.next_ref += 1;
+        let frame = json!([join_ref, r, topic, event, payload]).to_string();
+        self.ws
+            .send(Message::text(frame))
+            .await
+            .expect("frame sent");
+        r
+    }
+
+    /// The next text frame as JSON, failing the test after `limit`.
+    pub async fn recv(&mut self, limit: Duration) -> Value {
+        loop {
+            let message = tokio::time::timeout(limit, self.ws.next())
+                .await
+                .expect("a frame arrives in time")
+                .expect("connection open")
+                .expect("frame read");
+            if let Message::Text(text) = message {
+                return serde_json::from_str(&text).expect("server frames are JSON");
+            }
+        }
+    }
+
+    /// Joins `topic` and waits for the ok reply.
+    pub async fn join(&mut self, topic: &str) {
+        let r = self.send(None, topic, "phx_join", json!({})).await;
+        let reply = self.recv(Duration::from_secs(5)).await;
+        assert_eq!(reply[1], json!(r), "join reply: {reply}");
+        assert_eq!(reply[4]["status"], "ok", "join reply: {reply}");
+    }
+}
