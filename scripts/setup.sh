@@ -22,11 +22,21 @@ wait_port() {
 
 apt_updated=0
 apt_install() {
-  if [ "$apt_updated" = 0 ]; then
-    apt-get update -qq >/dev/null
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  local attempt
+  for attempt in 1 2 3; do
+    if [ "$apt_updated" = 0 ]; then
+      apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null 2>&1 && apt_updated=1
+    fi
+    if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$@" \
+      >/tmp/setup-apt.log 2>&1; then
+      return 0
+    fi
+    log "apt-get install $* failed (attempt $attempt); retrying"
+    DEBIAN_FRONTEND=noninteractive dpkg --configure -a >/dev/null 2>&1 || true
+    apt_updated=0
+  done
+  cat /tmp/setup-apt.log >&2
+  return 1
 }
 
 if ! command -v chromium >/dev/null 2>&1; then
