@@ -14,6 +14,7 @@
 //! is sent instead. That keeps catch-up after a short loss small, and makes full transfers rare.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::clock::{self, Clock};
 use crate::presence::Entry;
@@ -74,33 +75,68 @@ impl Delta {
         self.parts.values().all(|p| p.cloud.is_empty())
     }
 
-    /// Merges two deltas whose ranges touch (`b.end >= a.start` and `a.end >= b.start`, compared on
-    /// the left side's replicas). Clouds are united; a value survives unless the other side covers
-    /// its dot without holding it (it was removed there).
+    /// Whether `a` and `b` may be merged: each range's end reaches the other's start
+    /// (`b.end >= a.start` and `a.end >= b.start`, compared on the left side's replicas). This is
+    /// Phoenix's rule without the redundant second half of its test (quirk Q5).
+    pub fn contiguous(a: &Delta, b: &Delta) -> bool {
+        clock::dominates_or_equal(&b.end, &a.start) && clock::dominates_or_equal(&a.end, &b.start)
+    }
+
+    /// Merges two deltas whose ranges touch (see [`Delta::contiguous`]). Clouds are united; a value
+    /// survives unless the other side covers its dot without holding it (it was removed there).
     pub fn merge(a: &Delta, b: &Delta) -> Result<Delta, NotContiguous> {
-        if !(clock::dominates_or_equal(&b.end, &a.start)
-            && clock::dominates_or_equal(&a.end, &b.start))
-        {
+        if !Delta::contiguous(a, b) {
             return Err(NotContiguous);
         }
-        let mut parts = a.parts.clone();
+        let mut out = a.clone();
+        out.merge_in_place(b);
+        Ok(out)
+    }
+
+    /// [`Delta::merge`] into `self`, without the contiguity check; costs O(|b| log |self|).
+    fn merge_in_place(&mut self, b: &Delta) {
         for (r, bp) in &b.parts {
-            let ap = parts.entry(r.clone()).or_default();
-            ap.values
-                .retain(|d, _| bp.values.contains_key(d) || !bp.cloud.contains(d));
+            let ap = self.parts.entry(r.clone()).or_default();
+            for d in &bp.cloud {
+                if !bp.values.contains_key(d) {
+                    ap.values.remove(d);
+                }
+            }
             for (d, v) in &bp.values {
                 if !ap.values.contains_key(d) && !ap.cloud.contains(d) {
                     ap.values.insert(*d, v.clone());
                 }
             }
             ap.cloud.extend(bp.cloud.iter().copied());
+            if ap.is_empty() {
+                self.parts.remove(r);
+            }
         }
-        parts.retain(|_, p| !p.is_empty());
-        Ok(Delta {
-            start: clock::lowerbound(&a.start, &b.start),
-            end: clock::upperbound(&a.end, &b.end),
-            parts,
-        })
+        self.start = clock::lowerbound(&self.start, &b.start);
+        self.end = clock::upperbound(&self.end, &b.end);
+    }
+
+    /// The size `merge(self, b)` would have, computed without building it.
+    fn merged_size(&self, b: &Delta) -> usize {
+        let empty = Part::default();
+        let mut size = self.size();
+        for (r, bp) in &b.parts {
+            let ap = self.parts.get(r).unwrap_or(&empty);
+            for d in &bp.cloud {
+                if !ap.cloud.contains(d) {
+                    size += 1;
+                }
+                if !bp.values.contains_key(d) && ap.values.contains_key(d) {
+                    size -= 1;
+                }
+            }
+            for d in bp.values.keys() {
+                if !ap.values.contains_key(d) && !ap.cloud.contains(d) {
+                    size += 1;
+                }
+            }
+        }
+        size
     }
 
     /// The part of this delta a requester can use: replicas it knows (`known`'s keys), never its own
@@ -145,7 +181,7 @@ fn filter_clock(c: &Clock, keep: impl Fn(&ReplicaRef) -> bool) -> Clock {
 #[derive(Clone, Debug)]
 pub struct Generations {
     caps: Vec<usize>,
-    gens: Vec<Delta>,
+    gens: Vec<Arc<Delta>>,
 }
 
 impl Generations {
@@ -158,8 +194,8 @@ impl Generations {
     }
 
     /// The current windows (empty before the first push or after a reset).
-    pub fn windows(&self) -> &[Delta] {
-        &self.gens
+    pub fn windows(&self) -> impl Iterator<Item = &Delta> {
+        self.gens.iter().map(|g| &**g)
     }
 
     /// Folds `delta` into every generation. `origin` is an empty delta of the local replica at its
@@ -167,17 +203,23 @@ impl Generations {
     ///
     /// For generation `i`: if `delta` is contiguous with it and the result fits its cap, it becomes
     /// the result; if the result is too big, the window restarts from the previous generation's new
-    /// value (for the first, `delta` alone); if not contiguous it is left unchanged.
+    /// value (for the first, `delta` alone); if not contiguous it is left unchanged. Windows share
+    /// their memory when equal, and a merge costs O(|delta| log |window|).
     pub fn push(&mut self, origin: &Delta, delta: &Delta) {
         if self.gens.is_empty() {
-            self.gens = vec![origin.clone(); self.caps.len()];
+            self.gens = vec![Arc::new(origin.clone()); self.caps.len()];
         }
-        let mut prev = delta.clone();
+        let alone = Arc::new(delta.clone());
+        let mut prev = alone.clone();
+        let delta_size = delta.size();
         for (gen_, cap) in self.gens.iter_mut().zip(&self.caps) {
-            match Delta::merge(gen_, delta) {
-                Ok(merged) if merged.size() <= *cap => *gen_ = merged,
-                Ok(_) => *gen_ = prev.clone(),
-                Err(NotContiguous) => {}
+            if Delta::contiguous(gen_, delta) {
+                let fits = delta_size <= *cap && gen_.merged_size(delta) <= *cap;
+                if fits {
+                    Arc::make_mut(gen_).merge_in_place(delta);
+                } else {
+                    *gen_ = prev.clone();
+                }
             }
             prev = gen_.clone();
         }
@@ -191,7 +233,12 @@ impl Generations {
     /// Removes a permanently removed replica from every window.
     pub fn strip(&mut self, replica: &ReplicaRef) {
         for g in &mut self.gens {
-            g.strip(replica);
+            if g.parts.contains_key(replica)
+                || g.start.contains_key(replica)
+                || g.end.contains_key(replica)
+            {
+                Arc::make_mut(g).strip(replica);
+            }
         }
     }
 
@@ -283,6 +330,11 @@ mod tests {
             vec![1, 4]
         );
         assert_eq!(m2.size(), 5 + 2);
+        assert_eq!(m.merged_size(&rm), m2.size());
+        assert_eq!(
+            delta(0, 2, &[1, 2]).merged_size(&delta(2, 4, &[4])),
+            m.size()
+        );
     }
 
     #[test]
@@ -290,16 +342,17 @@ mod tests {
         let origin = Delta::empty_at(&a(), 0);
         let mut g = Generations::new(&[2, 6]);
         g.push(&origin, &delta(0, 1, &[1]));
-        assert_eq!(g.windows()[0].size(), 2);
+        let w = |g: &Generations, i: usize| g.windows().nth(i).unwrap().clone();
+        assert_eq!(w(&g, 0).size(), 2);
         g.push(&origin, &delta(1, 2, &[2]));
         // gen0 would hold 4 > 2: restarts with the new delta alone; gen1 holds both.
-        assert_eq!(g.windows()[0].start[&a()], 1);
-        assert_eq!(g.windows()[1].start[&a()], 0);
-        assert_eq!(g.windows()[1].size(), 4);
+        assert_eq!(w(&g, 0).start[&a()], 1);
+        assert_eq!(w(&g, 1).start[&a()], 0);
+        assert_eq!(w(&g, 1).size(), 4);
         // a gap (2 -> 5 missing 3..5): nothing changes
-        let before = g.windows().to_vec();
+        let before: Vec<Delta> = g.windows().cloned().collect();
         g.push(&origin, &delta(4, 5, &[5]));
-        assert_eq!(g.windows(), &before[..]);
+        assert_eq!(g.windows().cloned().collect::<Vec<_>>(), before);
     }
 
     #[test]
@@ -331,8 +384,9 @@ mod tests {
         let mut g = Generations::new(&[100]);
         g.push(&origin, &delta(0, 1, &[1]));
         g.strip(&a());
-        assert!(g.windows()[0].parts.is_empty());
-        assert!(g.windows()[0].start.is_empty());
-        assert!(g.windows()[0].end.is_empty());
+        let w = g.windows().next().unwrap();
+        assert!(w.parts.is_empty());
+        assert!(w.start.is_empty());
+        assert!(w.end.is_empty());
     }
 }
