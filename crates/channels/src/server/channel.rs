@@ -144,7 +144,7 @@ impl std::fmt::Debug for Info {
     }
 }
 
-/// One joined topic on one connection. See the [module docs](self).
+/// One joined topic on one connection. See the [`server`](crate::server) docs for the life cycle.
 #[async_trait]
 pub trait Channel: Send + 'static {
     /// Decides whether the client may join `topic` with `params`. `Ok` carries the reply's response
@@ -163,11 +163,11 @@ pub trait Channel: Send + 'static {
     }
 
     /// Handles one message the client pushed on this topic.
-    async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>)
-    -> Outcome;
+    async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>) -> Outcome;
 
     /// Broadcast events this channel wants to see before they reach its client; the others go
-    /// straight to the client, encoded once for all subscribers.
+    /// straight to the client, encoded once for all subscribers. Binary broadcasts are never
+    /// intercepted.
     fn intercepts(&self) -> &'static [&'static str] {
         &[]
     }

@@ -225,9 +225,11 @@ impl Connection {
             }
         };
         if message.topic == PHOENIX_TOPIC && message.event == HEARTBEAT {
-            self.link
-                .out
-                .push(self.link.serializer.heartbeat_reply(message.ref_.as_deref()));
+            self.link.out.push(
+                self.link
+                    .serializer
+                    .heartbeat_reply(message.ref_.as_deref()),
+            );
             return Control::Continue;
         }
         match message.event.as_str() {
@@ -252,8 +254,7 @@ impl Connection {
         }
         if self.channels.len() >= self.link.endpoint.config().max_channels {
             let reply = Reply::error(reason_payload("too many channels joined"));
-            self.link
-                .reply(join_ref.as_deref(), ref_, &topic, &reply);
+            self.link.reply(join_ref.as_deref(), ref_, &topic, &reply);
             return;
         }
         let Some(mut channel) = self.socket.channel(&topic) else {
@@ -453,7 +454,9 @@ impl Connection {
         }
         self.forget(topic);
         let frame = if reason.is_graceful() {
-            self.link.serializer.close(joined.join_ref.as_deref(), topic)
+            self.link
+                .serializer
+                .close(joined.join_ref.as_deref(), topic)
         } else {
             tracing::warn!(%topic, ?reason, "channel stopped with an error");
             self.link
@@ -493,9 +496,10 @@ impl Connection {
             return;
         };
         let event = broadcast.event().to_owned();
-        if joined.channel.intercepts().contains(&event.as_str()) {
-            let payload = match Serializer::V2.decode(broadcast.frame.kind, broadcast.frame.data)
-            {
+        let intercepted = broadcast.frame.kind == FrameKind::Text
+            && joined.channel.intercepts().contains(&event.as_str());
+        if intercepted {
+            let payload = match Serializer::V2.decode(broadcast.frame.kind, broadcast.frame.data) {
                 Ok(Message {
                     payload: Payload::Json(value),
                     ..

@@ -65,7 +65,8 @@ impl Context<'_> {
     /// Sends `event` to this channel's client only.
     pub fn push(&mut self, event: &str, payload: impl Into<OutPayload>) {
         let payload = payload.into();
-        self.link.push(self.join_ref.cloned(), self.topic, event, &payload);
+        self.link
+            .push(self.join_ref.cloned(), self.topic, event, &payload);
     }
 
     /// Sends `event` to every subscriber of this topic on every node, this client included.

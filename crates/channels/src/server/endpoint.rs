@@ -123,7 +123,11 @@ impl Endpoint {
     /// Closes every connection whose socket id is `socket_id`, on every node (code 1001, so the
     /// client reconnects and authenticates again).
     pub fn disconnect(&self, socket_id: &str) {
-        self.broadcast(socket_id, DISCONNECT, &OutPayload::Json(JsonObject::empty()));
+        self.broadcast(
+            socket_id,
+            DISCONNECT,
+            &OutPayload::Json(JsonObject::empty()),
+        );
     }
 
     /// Asks every connection of this node to close with code 1012 ("service restart") so that

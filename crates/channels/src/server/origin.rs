@@ -43,7 +43,10 @@ impl FromStr for OriginPattern {
         let (scheme, rest) = match text.split_once("//") {
             Some((scheme, rest)) => {
                 let scheme = scheme.strip_suffix(':').unwrap_or(scheme);
-                ((!scheme.is_empty()).then(|| scheme.to_ascii_lowercase()), rest)
+                (
+                    (!scheme.is_empty()).then(|| scheme.to_ascii_lowercase()),
+                    rest,
+                )
             }
             None => (None, text),
         };
@@ -99,9 +102,7 @@ fn parse_origin(origin: &str) -> Option<Parsed> {
 impl OriginPattern {
     fn matches(&self, origin: &Parsed) -> bool {
         let host_ok = match self.host.strip_prefix("*.") {
-            Some(domain) => {
-                origin.host == domain || origin.host.ends_with(&format!(".{domain}"))
-            }
+            Some(domain) => origin.host == domain || origin.host.ends_with(&format!(".{domain}")),
             None => origin.host == self.host,
         };
         host_ok
@@ -180,9 +181,21 @@ mod tests {
     #[test]
     fn same_as_request_compares_scheme_host_and_port() {
         let check = CheckOrigin::SameAsRequest;
-        assert!(check.allows(Some("http://localhost:4000"), Some("localhost:4000"), "http"));
-        assert!(!check.allows(Some("http://localhost:4001"), Some("localhost:4000"), "http"));
-        assert!(!check.allows(Some("https://localhost:4000"), Some("localhost:4000"), "http"));
+        assert!(check.allows(
+            Some("http://localhost:4000"),
+            Some("localhost:4000"),
+            "http"
+        ));
+        assert!(!check.allows(
+            Some("http://localhost:4001"),
+            Some("localhost:4000"),
+            "http"
+        ));
+        assert!(!check.allows(
+            Some("https://localhost:4000"),
+            Some("localhost:4000"),
+            "http"
+        ));
         assert!(!check.allows(Some("http://localhost:4000"), None, "http"));
     }
 

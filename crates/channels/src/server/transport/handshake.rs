@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo as AxumConnectInfo;
 use base64::Engine;
-use http::request::Parts;
 use http::header::{HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
+use http::request::Parts;
 
 use crate::codec::Serializer;
 use crate::server::metrics;
@@ -63,7 +63,10 @@ pub(crate) async fn accept(
     let scheme = parts.uri.scheme_str().unwrap_or("http");
     if !endpoint.config().check_origin.allows(origin, host, scheme) {
         metrics::connection_refused("origin");
-        tracing::warn!(origin, "connect refused: origin not allowed by check_origin");
+        tracing::warn!(
+            origin,
+            "connect refused: origin not allowed by check_origin"
+        );
         return Err(Refused::Forbidden);
     }
     let serializer = match Serializer::from_vsn(params.get("vsn").map(String::as_str)) {
@@ -109,7 +112,10 @@ mod tests {
                 .parse()
                 .expect("header"),
         );
-        assert_eq!(websocket_auth_token(&parts).as_deref(), Some("secret-token"));
+        assert_eq!(
+            websocket_auth_token(&parts).as_deref(),
+            Some("secret-token")
+        );
     }
 
     #[test]

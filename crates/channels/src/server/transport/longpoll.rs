@@ -17,7 +17,10 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use http::header::{ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL, CONTENT_TYPE,
+};
 use http::{HeaderMap, HeaderValue};
 use parking_lot::Mutex;
 use pubsub::Closed;
@@ -95,7 +98,9 @@ pub(crate) async fn preflight() -> Response {
 pub(crate) async fn poll(State(mount): State<Arc<Mount>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
     let params = handshake::query_params(parts.uri.query());
-    if let Some(session) = token_of(&params, &parts.headers).and_then(|t| mount.sessions.get(&t).map(|s| (t, s))) {
+    if let Some(session) =
+        token_of(&params, &parts.headers).and_then(|t| mount.sessions.get(&t).map(|s| (t, s)))
+    {
         let (token, session) = session;
         return wait_for_messages(&mount, token, session).await;
     }
@@ -128,7 +133,14 @@ pub(crate) async fn poll(State(mount): State<Arc<Mount>>, request: Request) -> R
         .by_token
         .lock()
         .insert(token.clone(), session.clone());
-    tokio::spawn(run(mount.clone(), token.clone(), session, connection, inbox, rx));
+    tokio::spawn(run(
+        mount.clone(),
+        token.clone(),
+        session,
+        connection,
+        inbox,
+        rx,
+    ));
     answer(json!({"status": 410, "token": token, "messages": []}))
 }
 
@@ -155,7 +167,8 @@ async fn wait_for_messages(mount: &Mount, token: String, session: Arc<Session>) 
 pub(crate) async fn publish(State(mount): State<Arc<Mount>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let params = handshake::query_params(parts.uri.query());
-    let Some(session) = token_of(&params, &parts.headers).and_then(|t| mount.sessions.get(&t)) else {
+    let Some(session) = token_of(&params, &parts.headers).and_then(|t| mount.sessions.get(&t))
+    else {
         return answer(json!({"status": 410}));
     };
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {

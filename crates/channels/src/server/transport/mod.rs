@@ -1,4 +1,4 @@
-//! HTTP transports that carry a [`Connection`](crate::server::connection) to the browser:
+//! HTTP transports that carry a connection's frames to the browser:
 //! WebSocket (`<mount>/websocket`) and LongPoll (`<mount>/longpoll`).
 //!
 //! [`socket_router`] builds the axum routes for one [`Socket`]; nest them under the socket's path:
@@ -57,7 +57,11 @@ pub(crate) struct Mount {
 }
 
 /// The routes of one socket: `/websocket` and/or `/longpoll`, to be nested under its path.
-pub fn socket_router(endpoint: Endpoint, socket: Arc<dyn Socket>, transports: Transports) -> Router {
+pub fn socket_router(
+    endpoint: Endpoint,
+    socket: Arc<dyn Socket>,
+    transports: Transports,
+) -> Router {
     let mount = Arc::new(Mount {
         endpoint,
         socket,

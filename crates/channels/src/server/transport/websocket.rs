@@ -73,7 +73,11 @@ fn to_ws(frame: Frame) -> Option<WsMessage> {
 }
 
 /// Writes every produced frame; `Err` when the client stopped reading or went away.
-async fn write_out(ws: &mut WebSocket, connection: &mut Connection, mount: &Mount) -> Result<(), ()> {
+async fn write_out(
+    ws: &mut WebSocket,
+    connection: &mut Connection,
+    mount: &Mount,
+) -> Result<(), ()> {
     if connection.link.out.is_empty() {
         return Ok(());
     }
@@ -96,7 +100,12 @@ async fn write_out(ws: &mut WebSocket, connection: &mut Connection, mount: &Moun
     }
 }
 
-async fn run(mut ws: WebSocket, mut connection: Connection, mut inbox: pubsub::Inbox, mount: &Mount) {
+async fn run(
+    mut ws: WebSocket,
+    mut connection: Connection,
+    mut inbox: pubsub::Inbox,
+    mount: &Mount,
+) {
     let config = mount.endpoint.config().clone();
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
