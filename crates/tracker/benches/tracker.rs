@@ -216,6 +216,55 @@ fn state_with(me: &str, n: usize, peers: &[&str]) -> State {
     s
 }
 
+/// The pure CRDT operations, without locks, handles or dispatch.
+fn state_ops(c: &mut Criterion) {
+    let mut g = c.benchmark_group("state");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for n in [10_000usize, 100_000] {
+        let keys: Vec<String> = (0..n).map(|i| format!("user:{i}")).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("join", n), &n, |b, &n| {
+            b.iter_batched(
+                || State::new(ReplicaRef::new("a", 1)),
+                |mut s| {
+                    let m = meta();
+                    for (i, key) in keys.iter().enumerate().take(n) {
+                        s.join(
+                            Pid {
+                                node: 1,
+                                id: i as u64,
+                            },
+                            "room:lobby",
+                            key,
+                            m.clone(),
+                            PhxRef::new(i as u64, 1, 0),
+                        )
+                        .unwrap();
+                    }
+                    s
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_with_input(BenchmarkId::new("leave_pid", n), &n, |b, &n| {
+            b.iter_batched(
+                || state_with("a", n, &[]),
+                |mut s| {
+                    for i in 0..n {
+                        s.leave_pid(Pid {
+                            node: 1,
+                            id: i as u64,
+                        });
+                    }
+                    s
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
 fn merges(c: &mut Criterion) {
     let mut g = c.benchmark_group("merge");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
@@ -256,5 +305,5 @@ fn merges(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, local_ops, leaves_after_exit, merges);
+criterion_group!(benches, local_ops, leaves_after_exit, state_ops, merges);
 criterion_main!(benches);

@@ -166,6 +166,23 @@ impl Ids {
 
 const ME: u32 = 0;
 
+/// The delta being accumulated between two broadcasts, kept in the cheapest form to update: our
+/// own dots are exactly `(start, own clock]` plus the older own dots removed since (`removed`), so
+/// a local operation appends instead of searching maps keyed by replica.
+#[derive(Default)]
+struct Pending {
+    start: u64,
+    removed: BTreeSet<u64>,
+    values: BTreeMap<u64, Entry>,
+    relayed: BTreeMap<ReplicaRef, BTreeSet<u64>>,
+}
+
+/// A topic's canonical name and the index of its elements.
+struct TopicIndex {
+    name: Topic,
+    items: Vec<TopicItem>,
+}
+
 /// One replica of the presence CRDT (one shard of one node).
 pub struct State {
     slots: Vec<Option<Slot>>,
@@ -173,9 +190,9 @@ pub struct State {
     index: FxHashMap<ReplicaRef, u32>,
     elements: Vec<Option<Element>>,
     free: Vec<u32>,
-    topics: FxHashMap<Topic, Vec<TopicItem>>,
+    topics: FxHashMap<Topic, TopicIndex>,
     pids: FxHashMap<Pid, Ids>,
-    delta: Delta,
+    pending: Pending,
     len: usize,
 }
 
@@ -192,7 +209,6 @@ impl std::fmt::Debug for State {
 impl State {
     /// An empty state for the local replica `me`.
     pub fn new(me: ReplicaRef) -> State {
-        let delta = Delta::empty_at(&me, 0);
         let mut index = FxHashMap::default();
         index.insert(me.clone(), ME);
         State {
@@ -209,7 +225,7 @@ impl State {
             free: Vec::new(),
             topics: FxHashMap::default(),
             pids: FxHashMap::default(),
-            delta,
+            pending: Pending::default(),
             len: 0,
         }
     }
@@ -293,13 +309,39 @@ impl State {
 
     fn find(&self, pid: Pid, topic: &str, key: &str) -> Option<u32> {
         let ids = self.pids.get(&pid)?;
+        self.find_in(ids, topic, key)
+    }
+
+    fn find_in(&self, ids: &Ids, topic: &str, key: &str) -> Option<u32> {
         ids.as_slice().iter().copied().find(|&id| {
             let e = self.element(id);
             &*e.topic == topic && &*e.presence.key == key
         })
     }
 
-    fn insert_element(&mut self, topic: Topic, pid: Pid, presence: Presence, slot: u32, dot: u64) {
+    /// The canonical `Arc` of `topic` (shared by all its elements), creating its index if needed.
+    fn topic_index(&mut self, topic: &str) -> &mut TopicIndex {
+        if !self.topics.contains_key(topic) {
+            let name: Topic = Arc::from(topic);
+            self.topics.insert(
+                name.clone(),
+                TopicIndex {
+                    name,
+                    items: Vec::new(),
+                },
+            );
+        }
+        self.topics.get_mut(topic).expect("just ensured")
+    }
+
+    fn insert_element(
+        &mut self,
+        topic: &str,
+        pid: Pid,
+        presence: Presence,
+        slot: u32,
+        dot: u64,
+    ) -> Topic {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -307,29 +349,29 @@ impl State {
                 (self.elements.len() - 1) as u32
             }
         };
-        let topic = match self.topics.get_key_value(&*topic) {
-            Some((k, _)) => k.clone(),
-            None => topic,
-        };
-        let list = self.topics.entry(topic.clone()).or_default();
-        let topic_pos = list.len() as u32;
-        list.push(TopicItem {
+        let index = self.topic_index(topic);
+        let topic = index.name.clone();
+        let topic_pos = index.items.len() as u32;
+        index.items.push(TopicItem {
             presence: presence.clone(),
             slot,
             id,
         });
-        match self.pids.get_mut(&pid) {
-            None => {
-                self.pids.insert(pid, Ids::One(id));
+        match self.pids.entry(pid) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Ids::One(id));
             }
-            Some(ids) => match ids {
-                Ids::One(first) => *ids = Ids::Many(vec![*first, id]),
-                Ids::Many(v) => v.push(id),
-            },
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let ids = o.get_mut();
+                match ids {
+                    Ids::One(first) => *ids = Ids::Many(vec![*first, id]),
+                    Ids::Many(v) => v.push(id),
+                }
+            }
         }
         self.slot_mut(slot).owned.insert(dot, id);
         self.elements[id as usize] = Some(Element {
-            topic,
+            topic: topic.clone(),
             pid,
             presence,
             slot,
@@ -337,27 +379,30 @@ impl State {
             topic_pos,
         });
         self.len += 1;
+        topic
     }
 
-    fn remove_element(&mut self, id: u32) -> Element {
+    /// Removes an element from the store and every index (the pid index too unless
+    /// `pid_index_done`, when the caller already took the pid's ids out).
+    fn remove_element_with(&mut self, id: u32, pid_index_done: bool) -> Element {
         let e = self.elements[id as usize]
             .take()
             .expect("removing an indexed element");
         self.free.push(id);
         self.len -= 1;
-        if let Some(list) = self.topics.get_mut(&e.topic) {
+        if let Some(index) = self.topics.get_mut(&e.topic) {
             let pos = e.topic_pos as usize;
-            list.swap_remove(pos);
-            if let Some(moved) = list.get(pos)
+            index.items.swap_remove(pos);
+            if let Some(moved) = index.items.get(pos)
                 && let Some(m) = self.elements[moved.id as usize].as_mut()
             {
                 m.topic_pos = pos as u32;
             }
-            if list.is_empty() {
+            if index.items.is_empty() {
                 self.topics.remove(&e.topic);
             }
         }
-        if let Some(ids) = self.pids.get_mut(&e.pid) {
+        if !pid_index_done && let Some(ids) = self.pids.get_mut(&e.pid) {
             match ids {
                 Ids::One(_) => {
                     self.pids.remove(&e.pid);
@@ -376,23 +421,24 @@ impl State {
         e
     }
 
+    fn remove_element(&mut self, id: u32) -> Element {
+        self.remove_element_with(id, false)
+    }
+
     fn bump(&mut self) -> u64 {
         let me = self.slot_mut(ME);
         me.clock += 1;
-        let dot = me.clock;
-        let id = me.id.clone();
-        self.delta.end.insert(id.clone(), dot);
-        self.delta.parts.entry(id).or_default().cloud.insert(dot);
-        dot
+        me.clock
     }
 
     /// Records the removal of our own element with dot `dot` in the pending delta, then consumes a
     /// dot for the removal itself (so the delta is non-empty and ranges advance).
     fn record_own_removal(&mut self, dot: u64) {
-        let me = self.slot(ME).id.clone();
-        let part = self.delta.parts.entry(me).or_default();
-        part.cloud.insert(dot);
-        part.values.remove(&dot);
+        if dot <= self.pending.start {
+            self.pending.removed.insert(dot);
+        } else {
+            self.pending.values.remove(&dot);
+        }
         self.bump();
     }
 
@@ -414,24 +460,14 @@ impl State {
             });
         }
         let dot = self.bump();
-        let topic: Topic = match self.topics.get_key_value(topic) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(topic),
-        };
         let presence = Presence::new(Arc::from(key), meta, phx_ref, None);
-        self.insert_element(topic.clone(), pid, presence.clone(), ME, dot);
+        let topic = self.insert_element(topic, pid, presence.clone(), ME, dot);
         let entry = Entry {
             topic,
             pid,
             presence,
         };
-        let me = self.slot(ME).id.clone();
-        self.delta
-            .parts
-            .entry(me)
-            .or_default()
-            .values
-            .insert(dot, entry.clone());
+        self.pending.values.insert(dot, entry.clone());
         Ok(entry)
     }
 
@@ -452,22 +488,36 @@ impl State {
 
     /// Removes every local presence of `pid` (untrack all, or the process ended).
     pub fn leave_pid(&mut self, pid: Pid) -> Vec<Entry> {
-        let ids: Vec<u32> = match self.pids.get(&pid) {
-            Some(ids) => ids.as_slice().to_vec(),
-            None => return Vec::new(),
+        let Some(ids) = self.pids.remove(&pid) else {
+            return Vec::new();
+        };
+        let ids = match ids {
+            Ids::One(id) => vec![id],
+            Ids::Many(v) => v,
         };
         let mut out = Vec::with_capacity(ids.len());
+        let mut kept = Vec::new();
         for id in ids {
             if self.element(id).slot != ME {
+                kept.push(id);
                 continue;
             }
-            let e = self.remove_element(id);
+            let e = self.remove_element_with(id, true);
             self.record_own_removal(e.dot);
             out.push(Entry {
                 topic: e.topic,
                 pid: e.pid,
                 presence: e.presence,
             });
+        }
+        match kept.len() {
+            0 => {}
+            1 => {
+                self.pids.insert(pid, Ids::One(kept[0]));
+            }
+            _ => {
+                self.pids.insert(pid, Ids::Many(kept));
+            }
         }
         out
     }
@@ -514,7 +564,7 @@ impl State {
         if let Some(item) = self
             .topics
             .get_mut(&el.topic)
-            .and_then(|list| list.get_mut(pos))
+            .and_then(|index| index.items.get_mut(pos))
         {
             item.presence = presence.clone();
         }
@@ -523,13 +573,7 @@ impl State {
             pid,
             presence,
         };
-        let me = self.slot(ME).id.clone();
-        self.delta
-            .parts
-            .entry(me)
-            .or_default()
-            .values
-            .insert(dot, new.clone());
+        self.pending.values.insert(dot, new.clone());
         Ok((new, old))
     }
 
@@ -537,17 +581,45 @@ impl State {
 
     /// Whether local changes (or relayed removals) wait to be broadcast.
     pub fn has_delta(&self) -> bool {
-        !self.delta.is_empty()
+        self.own_clock() > self.pending.start || !self.pending.relayed.is_empty()
     }
 
     /// Size of the pending delta (values + dots).
     pub fn delta_size(&self) -> usize {
-        self.delta.size()
+        (self.own_clock() - self.pending.start) as usize
+            + self.pending.removed.len()
+            + self.pending.values.len()
+            + self
+                .pending
+                .relayed
+                .values()
+                .map(BTreeSet::len)
+                .sum::<usize>()
     }
 
-    /// The pending delta.
-    pub fn delta(&self) -> &Delta {
-        &self.delta
+    /// The pending delta (a copy; see [`State::take_delta`]).
+    pub fn delta(&self) -> Delta {
+        let mut d = self.empty_delta();
+        d.start.insert(self.replica().clone(), self.pending.start);
+        let own = Part {
+            cloud: (self.pending.start + 1..=self.own_clock())
+                .chain(self.pending.removed.iter().copied())
+                .collect(),
+            values: self.pending.values.clone(),
+        };
+        if !own.cloud.is_empty() {
+            d.parts.insert(self.replica().clone(), own);
+        }
+        for (r, dots) in &self.pending.relayed {
+            d.parts.insert(
+                r.clone(),
+                Part {
+                    cloud: dots.clone(),
+                    values: BTreeMap::new(),
+                },
+            );
+        }
+        d
     }
 
     /// An empty delta positioned at the current own clock (what the pending delta is after a reset).
@@ -557,13 +629,46 @@ impl State {
 
     /// Takes the pending delta for broadcast and starts a new one at the current own clock.
     pub fn take_delta(&mut self) -> Delta {
-        let fresh = self.empty_delta();
-        std::mem::replace(&mut self.delta, fresh)
+        let me = self.replica().clone();
+        let clock = self.own_clock();
+        let pending = std::mem::replace(
+            &mut self.pending,
+            Pending {
+                start: clock,
+                ..Pending::default()
+            },
+        );
+        let mut d = Delta::empty_at(&me, clock);
+        d.start.insert(me.clone(), pending.start);
+        let mut cloud = pending.removed;
+        cloud.extend(pending.start + 1..=clock);
+        if !cloud.is_empty() {
+            d.parts.insert(
+                me,
+                Part {
+                    cloud,
+                    values: pending.values,
+                },
+            );
+        }
+        for (r, dots) in pending.relayed {
+            d.parts.insert(
+                r,
+                Part {
+                    cloud: dots,
+                    values: BTreeMap::new(),
+                },
+            );
+        }
+        d
     }
 
     /// Drops the pending delta.
     pub fn reset_delta(&mut self) {
-        self.delta = self.empty_delta();
+        self.pending = Pending {
+            start: self.own_clock(),
+            ..Pending::default()
+        };
     }
 
     // ---------------------------------------------------------------- merge
@@ -615,12 +720,7 @@ impl State {
             for d in removed {
                 if let Some(&id) = self.slot(s).owned.get(&d) {
                     let e = self.remove_element(id);
-                    self.delta
-                        .parts
-                        .entry(r.clone())
-                        .or_default()
-                        .cloud
-                        .insert(d);
+                    self.pending.relayed.entry(r.clone()).or_default().insert(d);
                     if up {
                         changes.leaves.push(Entry {
                             topic: e.topic,
@@ -651,7 +751,7 @@ impl State {
                         });
                     }
                 }
-                self.insert_element(v.topic.clone(), v.pid, v.presence.clone(), s, d);
+                self.insert_element(&v.topic, v.pid, v.presence.clone(), s, d);
                 if up {
                     changes.joins.push(v.clone());
                 }
@@ -780,7 +880,7 @@ impl State {
         self.slots[s as usize] = None;
         self.free_slots.push(s);
         self.index.remove(replica);
-        self.delta.strip(replica);
+        self.pending.relayed.remove(replica);
         visible
     }
 
@@ -788,7 +888,7 @@ impl State {
 
     /// The presences of `topic` whose owner is up, in no particular order.
     pub fn get_by_topic(&self, topic: &str) -> Vec<Presence> {
-        let Some(items) = self.topics.get(topic) else {
+        let Some(TopicIndex { items, .. }) = self.topics.get(topic) else {
             return Vec::new();
         };
         let up: Vec<bool> = self
@@ -808,14 +908,14 @@ impl State {
 
     /// Number of presences of `topic` whose owner is up.
     pub fn count_by_topic(&self, topic: &str) -> usize {
-        self.topics.get(topic).map_or(0, |items| {
-            items.iter().filter(|i| self.slot(i.slot).up).count()
+        self.topics.get(topic).map_or(0, |index| {
+            index.items.iter().filter(|i| self.slot(i.slot).up).count()
         })
     }
 
     /// The presences of `key` in `topic` whose owner is up, with their pids (a scan of the topic).
     pub fn get_by_key(&self, topic: &str, key: &str) -> Vec<(Pid, Presence)> {
-        let Some(items) = self.topics.get(topic) else {
+        let Some(TopicIndex { items, .. }) = self.topics.get(topic) else {
             return Vec::new();
         };
         items
@@ -865,7 +965,7 @@ impl State {
             let Some(e) = e else { continue };
             count += 1;
             let id = id as u32;
-            let item = &self.topics[&e.topic][e.topic_pos as usize];
+            let item = &self.topics[&e.topic].items[e.topic_pos as usize];
             assert_eq!(item.presence, e.presence, "topic index presence");
             assert_eq!(item.slot, e.slot, "topic index slot");
             assert_eq!(item.id, id, "topic index");
@@ -875,7 +975,7 @@ impl State {
             assert!(slot.covers(e.dot), "element dot outside causal context");
         }
         assert_eq!(count, self.len);
-        let indexed: usize = self.topics.values().map(Vec::len).sum();
+        let indexed: usize = self.topics.values().map(|i| i.items.len()).sum();
         assert_eq!(indexed, self.len, "topic index size");
         let owned: usize = self.slots.iter().flatten().map(|s| s.owned.len()).sum();
         assert_eq!(owned, self.len, "dot index size");
