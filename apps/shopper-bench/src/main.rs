@@ -1,3 +1,445 @@
-//! Placeholder until this application is built.
+//! shopper-bench: opens thousands of Sneakers23 shopper connections, as the book's bench does, and
+//! reports what it measured.
+//!
+//! Each shopper opens a WebSocket to `/product_socket`, joins `cart:<random 64-char id>` with page
+//! `/bench/<1..4>`, adds one random item, then stays connected (heartbeating, optionally churning its
+//! cart) for the hold time. More shoppers than one process can hold (its open-file limit) are spread
+//! over worker processes; connections are spread over several 127.0.0.x source addresses so that
+//! tens of thousands fit in the ephemeral port range.
 
-fn main() {}
+mod plot;
+mod report;
+mod shopper;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use report::{Summary, Tally, WireTally};
+use shopper::Plan;
+
+#[derive(Parser)]
+#[command(about = "Load tester: simulated Sneakers23 shoppers over the Phoenix Channels protocol")]
+struct Cli {
+    #[command(subcommand)]
+    worker: Option<WorkerCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum WorkerCommand {
+    /// (internal) one worker process of a multi-process run; prints JSON lines.
+    #[command(hide = true)]
+    Worker(RunArgs),
+}
+
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+struct RunArgs {
+    /// The store's base URL.
+    #[arg(long, env = "BENCH_URL", default_value = "http://127.0.0.1:4000")]
+    url: String,
+    /// Shoppers to open.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    shoppers: u64,
+    /// New shoppers per second while ramping up.
+    #[arg(long, default_value_t = 1000.0)]
+    ramp_rate: f64,
+    /// Seconds to stay connected after the ramp.
+    #[arg(long, default_value_t = 0.0)]
+    hold_secs: f64,
+    /// Cart operations (add or remove) per shopper per minute while holding.
+    #[arg(long, default_value_t = 0.0)]
+    churn_per_minute: f64,
+    /// Item ids shoppers pick from, as a range `FIRST-LAST` (the seeded store has 1-26).
+    #[arg(long, default_value = "1-26")]
+    items: String,
+    /// Source addresses 127.0.0.1 … 127.0.0.N to spread connections over.
+    #[arg(long, default_value_t = 4)]
+    sources: u8,
+    /// Worker processes (0 = one per 15,000 shoppers).
+    #[arg(long, default_value_t = 0)]
+    workers: u32,
+    /// Seconds to wait for any reply before counting a timeout.
+    #[arg(long, default_value_t = 30.0)]
+    reply_timeout_secs: f64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write an SVG plot of joined shoppers over time to this file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
+    /// Compare with the admin dashboard's aggregate at this URL (e.g. the store's
+    /// `/admin/aggregate.json`), using ADMIN_USER / ADMIN_PASSWORD.
+    #[arg(long)]
+    check_admin: Option<String>,
+    /// Admin user for --check-admin.
+    #[arg(long, env = "ADMIN_USER", default_value = "admin")]
+    admin_user: String,
+    /// Admin password for --check-admin.
+    #[arg(long, env = "ADMIN_PASSWORD", default_value = "password")]
+    admin_password: String,
+    /// Fail (exit 1) unless every shopper joined and every add_item was answered ok.
+    #[arg(long)]
+    strict: bool,
+}
+
+const PER_WORKER: u64 = 15_000;
+
+/// A line a worker prints.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WorkerLine {
+    Joined(u64),
+    Done { tally: WireTally, held: u64 },
+}
+
+fn items(spec: &str) -> anyhow::Result<Vec<u32>> {
+    let (first, last) = spec
+        .split_once('-')
+        .with_context(|| format!("--items {spec:?}: expected FIRST-LAST, e.g. 1-26"))?;
+    let first: u32 = first
+        .trim()
+        .parse()
+        .with_context(|| format!("--items {spec:?}"))?;
+    let last: u32 = last
+        .trim()
+        .parse()
+        .with_context(|| format!("--items {spec:?}"))?;
+    if first > last {
+        bail!("--items {spec:?}: FIRST must not exceed LAST");
+    }
+    Ok((first..=last).collect())
+}
+
+fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
+    let base = args.url.trim_end_matches('/');
+    let host_port = base
+        .strip_prefix("http://")
+        .with_context(|| format!("--url {base:?}: expected http://host:port"))?;
+    let server: SocketAddr = host_port
+        .to_socket_addrs()
+        .with_context(|| format!("--url {base:?}: cannot resolve {host_port}"))?
+        .next()
+        .with_context(|| format!("--url {base:?}: no address for {host_port}"))?;
+    Ok(Plan {
+        server,
+        url: format!("ws://{host_port}/product_socket/websocket?vsn=2.0.0"),
+        items: items(&args.items)?,
+        churn_per_minute: args.churn_per_minute,
+        reply_timeout: Duration::from_secs_f64(args.reply_timeout_secs),
+    })
+}
+
+fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(0),
+    }
+}
+
+/// Runs `args.shoppers` shoppers in this process, reporting joins as they happen.
+async fn run_here(args: &RunArgs, on_joined: impl Fn(u64)) -> anyhow::Result<(Tally, u64)> {
+    let plan = plan(args)?;
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (stop_tx, stop) = watch::channel(false);
+    let sources: Vec<IpAddr> = (1..=args.sources.max(1))
+        .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+        .collect();
+    let interval = Duration::from_secs_f64(1.0 / args.ramp_rate.max(0.001));
+    let shoppers = args.shoppers;
+    let spawner = {
+        let plan = plan.clone();
+        tokio::spawn(async move {
+            let mut tasks = Vec::with_capacity(shoppers as usize);
+            let start = tokio::time::Instant::now();
+            for n in 0..shoppers {
+                tokio::time::sleep_until(start + interval.mul_f64(n as f64)).await;
+                let source = sources[n as usize % sources.len()];
+                tasks.push(tokio::spawn(shopper::run(
+                    plan.clone(),
+                    source,
+                    events_tx.clone(),
+                    stop.clone(),
+                )));
+            }
+            tasks
+        })
+    };
+    let mut tally = Tally::default();
+    let mut settled = 0u64;
+    while settled < shoppers {
+        let Some(event) = events.recv().await else {
+            break;
+        };
+        let done = matches!(
+            event,
+            report::Event::Push(_) | report::Event::Connect(Err(_)) | report::Event::Join(Err(_))
+        );
+        let joined = matches!(event, report::Event::Join(Ok(_)));
+        tally.add(event);
+        if joined {
+            on_joined(tally.joined);
+        }
+        if done {
+            settled += 1;
+        }
+    }
+    let tasks = spawner.await.context("shopper spawner")?;
+    let hold = Duration::from_secs_f64(args.hold_secs);
+    let hold_end = tokio::time::Instant::now() + hold;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(hold_end) => break,
+            event = events.recv() => match event {
+                Some(event) => tally.add(event),
+                None => break,
+            },
+        }
+    }
+    let held = tally.joined.saturating_sub(tally.dropped);
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    while let Ok(event) = events.try_recv() {
+        tally.add(event);
+    }
+    Ok((tally, held))
+}
+
+async fn worker(args: RunArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let progress = out.clone();
+    let (tally, held) = run_here(&args, move |joined| {
+        if joined % 100 == 0 {
+            if let Ok(mut out) = progress.lock() {
+                let line = serde_json::to_string(&WorkerLine::Joined(joined)).unwrap_or_default();
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    })
+    .await?;
+    let line = serde_json::to_string(&WorkerLine::Done {
+        tally: tally.to_wire(),
+        held,
+    })?;
+    let mut out = out
+        .lock()
+        .map_err(|_| anyhow::anyhow!("stdout lock poisoned"))?;
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} joined {pos}/{len} [{bar:40}] {per_sec} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<Summary> {
+    let fd_limit = raise_fd_limit();
+    let workers = match args.workers {
+        0 => args.shoppers.div_ceil(PER_WORKER).max(1),
+        n => u64::from(n),
+    };
+    let bar = progress_bar(args.shoppers, args.json);
+    let started = Instant::now();
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
+    let joined_total = Arc::new(AtomicU64::new(0));
+    let (tally, held) = if workers == 1 {
+        if fd_limit > 0 && args.shoppers + 64 > fd_limit {
+            bail!(
+                "{} shoppers need more open files than this process may have ({fd_limit}); \
+                 use --workers N to spread them over processes",
+                args.shoppers
+            );
+        }
+        let bar = bar.clone();
+        let samples = samples.clone();
+        run_here(&args, move |joined| {
+            bar.set_position(joined);
+            if let Ok(mut s) = samples.lock() {
+                s.push((started.elapsed().as_secs_f64(), joined));
+            }
+        })
+        .await?
+    } else {
+        let exe = std::env::current_exe().context("finding this executable to start workers")?;
+        let per = args.shoppers / workers;
+        let mut handles = Vec::new();
+        for w in 0..workers {
+            let mut worker_args = args.clone();
+            worker_args.shoppers = per + u64::from(w < args.shoppers % workers);
+            worker_args.ramp_rate = args.ramp_rate / workers as f64;
+            let mut child = Command::new(&exe)
+                .arg("worker")
+                .args(to_flags(&worker_args))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("starting a worker process")?;
+            let stdout = child.stdout.take().context("worker stdout")?;
+            let bar = bar.clone();
+            let joined_total = joined_total.clone();
+            let samples = samples.clone();
+            handles.push(std::thread::spawn(
+                move || -> anyhow::Result<(WireTally, u64)> {
+                    let mut last = 0u64;
+                    for line in BufReader::new(stdout).lines() {
+                        let line = line?;
+                        match serde_json::from_str::<WorkerLine>(&line) {
+                            Ok(WorkerLine::Joined(n)) => {
+                                let total =
+                                    joined_total.fetch_add(n - last, Ordering::Relaxed) + n - last;
+                                last = n;
+                                bar.set_position(total);
+                                if let Ok(mut s) = samples.lock() {
+                                    s.push((started.elapsed().as_secs_f64(), total));
+                                }
+                            }
+                            Ok(WorkerLine::Done { tally, held }) => {
+                                let _ = child.wait();
+                                return Ok((tally, held));
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    let status = child.wait()?;
+                    bail!("worker ended without a result ({status})")
+                },
+            ));
+        }
+        let mut tally = Tally::default();
+        let mut held = 0;
+        for handle in handles {
+            let (wire, h) = handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("worker reader thread panicked"))??;
+            tally.merge(&wire);
+            held += h;
+        }
+        (tally, held)
+    };
+    bar.finish_and_clear();
+    let summary = tally.summary(args.shoppers, held, started.elapsed());
+    if let Some(path) = &args.plot {
+        let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+        std::fs::write(path, plot::svg(&samples, args.shoppers))
+            .with_context(|| format!("writing the plot to {}", path.display()))?;
+    }
+    Ok(summary)
+}
+
+/// The flags that make a worker run `args`.
+fn to_flags(args: &RunArgs) -> Vec<String> {
+    vec![
+        format!("--url={}", args.url),
+        format!("--shoppers={}", args.shoppers),
+        format!("--ramp-rate={}", args.ramp_rate),
+        format!("--hold-secs={}", args.hold_secs),
+        format!("--churn-per-minute={}", args.churn_per_minute),
+        format!("--items={}", args.items),
+        format!("--sources={}", args.sources),
+        format!("--reply-timeout-secs={}", args.reply_timeout_secs),
+        "--workers=1".to_owned(),
+    ]
+}
+
+async fn check_admin(args: &RunArgs, summary: &Summary) -> anyhow::Result<()> {
+    let Some(url) = &args.check_admin else {
+        return Ok(());
+    };
+    let body = admin_get(url, &args.admin_user, &args.admin_password).await?;
+    let aggregate: serde_json::Value = serde_json::from_str(&body)
+        .with_context(|| format!("{url} did not answer JSON: {body:.200}"))?;
+    let shoppers = aggregate["unique_shoppers"]
+        .as_u64()
+        .with_context(|| format!("{url}: no `unique_shoppers` in {aggregate:.200}"))?;
+    println!(
+        "admin aggregate: {shoppers} unique shoppers (bench held {})",
+        summary.connections_held_at_end
+    );
+    if shoppers < summary.connections_held_at_end {
+        bail!(
+            "the dashboard counts {shoppers} shoppers but {} bench shoppers were connected",
+            summary.connections_held_at_end
+        );
+    }
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 GET with Basic auth (keeps the bench free of an HTTP client stack).
+async fn admin_get(url: &str, user: &str, password: &str) -> anyhow::Result<String> {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("--check-admin {url:?}: expected http://host:port/path"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .with_context(|| format!("connecting to {host}"))?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("{url}: malformed HTTP response"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{url}: {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(WorkerCommand::Worker(args)) = cli.worker {
+        return worker(args).await;
+    }
+    let args = cli.run;
+    let summary = run(args.clone()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{summary}");
+    }
+    check_admin(&args, &summary).await?;
+    if args.strict
+        && (summary.shoppers_joined != args.shoppers
+            || summary.add_item_answered_ok != args.shoppers)
+    {
+        bail!(
+            "strict: {} of {} shoppers joined and {} add_item were answered ok",
+            summary.shoppers_joined,
+            args.shoppers,
+            summary.add_item_answered_ok
+        );
+    }
+    Ok(())
+}

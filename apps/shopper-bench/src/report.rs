@@ -1,0 +1,286 @@
+//! What a run measured: latency histograms, counts by outcome, and their summary.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+/// Why a step of a shopper failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// No file descriptor for a new socket (the process's limit).
+    NoDescriptor,
+    /// No free local port on the chosen source address.
+    NoPort,
+    /// The TCP connection was refused or reset.
+    ConnectRefused,
+    /// The WebSocket upgrade was refused (e.g. 403, 503).
+    UpgradeRefused,
+    /// The server answered with an error status.
+    Refused,
+    /// No answer within the reply timeout.
+    Timeout,
+    /// The connection closed.
+    Closed,
+}
+
+/// One measurement reported by a shopper.
+#[derive(Debug)]
+pub enum Event {
+    /// TCP connect + WebSocket upgrade.
+    Connect(Result<Duration, Outcome>),
+    /// `phx_join` round trip.
+    Join(Result<Duration, Outcome>),
+    /// `add_item`/`remove_item` round trip.
+    Push(Result<Duration, Outcome>),
+    /// A joined shopper lost its connection.
+    Dropped,
+}
+
+/// Latencies of one step, in microseconds.
+#[derive(Clone)]
+pub struct Latency(pub Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(
+            Histogram::new_with_bounds(1, 120_000_000, 3)
+                .expect("constant histogram bounds are valid"),
+        )
+    }
+}
+
+impl Latency {
+    fn record(&mut self, d: Duration) {
+        let _ = self.0.record(d.as_micros().max(1) as u64);
+    }
+
+    fn encode(&self) -> String {
+        let mut bytes = Vec::new();
+        let _ = V2Serializer::new().serialize(&self.0, &mut bytes);
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    fn decode(text: &str) -> Option<Latency> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .ok()
+            .map(Latency)
+    }
+
+    fn summary(&self) -> Percentiles {
+        let h = &self.0;
+        let ms = |v: u64| v as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// Percentiles of one latency.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 90th percentile, ms.
+    pub p90_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest, ms.
+    pub max_ms: f64,
+}
+
+/// Everything one process measured.
+#[derive(Default)]
+pub struct Tally {
+    /// Connect + upgrade.
+    pub connect: Latency,
+    /// Join round trip.
+    pub join: Latency,
+    /// add_item/remove_item round trip.
+    pub push: Latency,
+    /// Failures by step and outcome.
+    pub errors: BTreeMap<String, u64>,
+    /// Shoppers whose join succeeded.
+    pub joined: u64,
+    /// Pushes answered ok.
+    pub pushes_ok: u64,
+    /// Joined shoppers whose connection later dropped.
+    pub dropped: u64,
+}
+
+impl Tally {
+    /// Adds one event.
+    pub fn add(&mut self, event: Event) {
+        match event {
+            Event::Connect(Ok(d)) => self.connect.record(d),
+            Event::Join(Ok(d)) => {
+                self.joined += 1;
+                self.join.record(d);
+            }
+            Event::Push(Ok(d)) => {
+                self.pushes_ok += 1;
+                self.push.record(d);
+            }
+            Event::Connect(Err(o)) => self.error("connect", o),
+            Event::Join(Err(o)) => self.error("join", o),
+            Event::Push(Err(o)) => self.error("push", o),
+            Event::Dropped => self.dropped += 1,
+        }
+    }
+
+    fn error(&mut self, step: &str, outcome: Outcome) {
+        let key = format!(
+            "{step}:{}",
+            serde_json::to_value(outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        );
+        *self.errors.entry(key).or_default() += 1;
+    }
+
+    /// The transferable form (a worker's last line).
+    pub fn to_wire(&self) -> WireTally {
+        WireTally {
+            connect: self.connect.encode(),
+            join: self.join.encode(),
+            push: self.push.encode(),
+            errors: self.errors.clone(),
+            joined: self.joined,
+            pushes_ok: self.pushes_ok,
+            dropped: self.dropped,
+        }
+    }
+
+    /// Adds what a worker measured.
+    pub fn merge(&mut self, other: &WireTally) {
+        for (mine, theirs) in [
+            (&mut self.connect, &other.connect),
+            (&mut self.join, &other.join),
+            (&mut self.push, &other.push),
+        ] {
+            if let Some(h) = Latency::decode(theirs) {
+                let _ = mine.0.add(&h.0);
+            }
+        }
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.joined += other.joined;
+        self.pushes_ok += other.pushes_ok;
+        self.dropped += other.dropped;
+    }
+
+    /// The final report.
+    pub fn summary(&self, requested: u64, held: u64, elapsed: Duration) -> Summary {
+        Summary {
+            shoppers_requested: requested,
+            shoppers_joined: self.joined,
+            connections_held_at_end: held,
+            add_item_answered_ok: self.pushes_ok,
+            dropped_after_join: self.dropped,
+            elapsed_s: elapsed.as_secs_f64(),
+            joins_per_second: self.joined as f64 / elapsed.as_secs_f64().max(1e-9),
+            connect: self.connect.summary(),
+            join: self.join.summary(),
+            add_item: self.push.summary(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+/// A worker's tally on the wire.
+#[derive(Serialize, Deserialize)]
+pub struct WireTally {
+    connect: String,
+    join: String,
+    push: String,
+    errors: BTreeMap<String, u64>,
+    joined: u64,
+    pushes_ok: u64,
+    dropped: u64,
+}
+
+/// The report of a run, printed as text or JSON.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Summary {
+    /// Shoppers asked for.
+    pub shoppers_requested: u64,
+    /// Shoppers that joined their cart channel.
+    pub shoppers_joined: u64,
+    /// Connections still open when the run ended.
+    pub connections_held_at_end: u64,
+    /// Cart operations answered `ok`.
+    pub add_item_answered_ok: u64,
+    /// Joined shoppers that lost their connection.
+    pub dropped_after_join: u64,
+    /// Wall time of ramp + hold.
+    pub elapsed_s: f64,
+    /// Joined shoppers per second over the ramp.
+    pub joins_per_second: f64,
+    /// Connect + upgrade latency.
+    pub connect: Percentiles,
+    /// Join round trip.
+    pub join: Percentiles,
+    /// add_item/remove_item round trip.
+    pub add_item: Percentiles,
+    /// Failures, `step:outcome` → count.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "shoppers requested      {}", self.shoppers_requested)?;
+        writeln!(f, "shoppers joined         {}", self.shoppers_joined)?;
+        writeln!(
+            f,
+            "connections held (end)  {}",
+            self.connections_held_at_end
+        )?;
+        writeln!(f, "cart operations ok      {}", self.add_item_answered_ok)?;
+        writeln!(f, "dropped after join      {}", self.dropped_after_join)?;
+        writeln!(
+            f,
+            "elapsed                 {:.1} s ({:.0} joins/s)",
+            self.elapsed_s, self.joins_per_second
+        )?;
+        writeln!(
+            f,
+            "latency (ms)            count      p50      p90      p99      max"
+        )?;
+        for (name, p) in [
+            ("connect", &self.connect),
+            ("join", &self.join),
+            ("add_item", &self.add_item),
+        ] {
+            writeln!(
+                f,
+                "  {name:<20} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
+            )?;
+        }
+        if self.errors.is_empty() {
+            writeln!(f, "errors                  none")?;
+        } else {
+            writeln!(f, "errors")?;
+            for (k, v) in &self.errors {
+                writeln!(f, "  {k:<20} {v}")?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,225 @@
+//! One simulated shopper: connect, join `cart:<random id>` on a `/bench/<n>` page, add one item,
+//! then stay (heartbeating, optionally churning its cart) until told to stop.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use channels::codec::client::{self, Received};
+use channels::codec::{FrameKind, Message, Payload, Serializer};
+use futures::{SinkExt, StreamExt};
+use rand::Rng;
+use serde_json::json;
+use tokio::net::TcpSocket;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::report::{Event, Outcome};
+
+/// What every shopper of a run is told.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The server's socket address.
+    pub server: SocketAddr,
+    /// `ws://host:port/product_socket/websocket?vsn=2.0.0`.
+    pub url: String,
+    /// Item ids shoppers pick from.
+    pub items: Vec<u32>,
+    /// Add/remove operations per shopper per minute while holding (0 = none).
+    pub churn_per_minute: f64,
+    /// How long to wait for any one reply.
+    pub reply_timeout: Duration,
+}
+
+/// A 64-character cart id of the store's alphabet.
+pub fn cart_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    (0..64)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn frame(
+    join_ref: Option<&str>,
+    r: u64,
+    topic: &str,
+    event: &str,
+    payload: serde_json::Value,
+) -> WsMessage {
+    let message = Message {
+        join_ref: join_ref.map(str::to_owned),
+        ref_: Some(r.to_string()),
+        topic: topic.to_owned(),
+        event: event.to_owned(),
+        payload: Payload::Json(payload),
+    };
+    match client::encode(Serializer::V2, &message) {
+        Ok(frame) => WsMessage::Text(String::from_utf8_lossy(&frame.data).into_owned().into()),
+        Err(_) => WsMessage::Text("[]".into()),
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Waits for the reply to `r`, skipping pushes; the reply's status.
+async fn reply_to(ws: &mut Ws, r: u64, limit: Duration) -> Result<String, Outcome> {
+    let want = r.to_string();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| Outcome::Timeout)?;
+        let data = match next {
+            Some(Ok(WsMessage::Text(text))) => Bytes::from(text),
+            Some(Ok(WsMessage::Close(_))) | None => return Err(Outcome::Closed),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) => return Err(Outcome::Closed),
+        };
+        if let Ok(Received::Reply(reply)) = client::decode(Serializer::V2, FrameKind::Text, data) {
+            if reply.ref_.as_deref() == Some(want.as_str()) {
+                return Ok(reply.status);
+            }
+        }
+    }
+}
+
+async fn open(plan: &Plan, source: IpAddr) -> Result<Ws, Outcome> {
+    let socket = TcpSocket::new_v4().map_err(|_| Outcome::NoDescriptor)?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|_| Outcome::NoPort)?;
+    let stream = socket
+        .connect(plan.server)
+        .await
+        .map_err(|_| Outcome::ConnectRefused)?;
+    let _ = stream.set_nodelay(true);
+    let (ws, _) = tokio_tungstenite::client_async(plan.url.as_str(), stream)
+        .await
+        .map_err(|_| Outcome::UpgradeRefused)?;
+    Ok(ws)
+}
+
+/// Runs one shopper until `stop` turns true; every measurement goes to `events`.
+pub async fn run(
+    plan: Plan,
+    source: IpAddr,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let mut ws = match open(&plan, source).await {
+        Ok(ws) => ws,
+        Err(outcome) => {
+            let _ = events.send(Event::Connect(Err(outcome)));
+            return;
+        }
+    };
+    let _ = events.send(Event::Connect(Ok(started.elapsed())));
+
+    let topic = format!("cart:{}", cart_id());
+    let page = format!("/bench/{}", rand::rng().random_range(1..=4));
+    let mut r = 1u64;
+    let join_ref = r.to_string();
+    let sent = Instant::now();
+    if ws
+        .send(frame(None, r, &topic, "phx_join", json!({"page": page})))
+        .await
+        .is_err()
+    {
+        let _ = events.send(Event::Join(Err(Outcome::Closed)));
+        return;
+    }
+    match reply_to(&mut ws, r, plan.reply_timeout).await {
+        Ok(status) if status == "ok" => {
+            let _ = events.send(Event::Join(Ok(sent.elapsed())));
+        }
+        Ok(_) => {
+            let _ = events.send(Event::Join(Err(Outcome::Refused)));
+            return;
+        }
+        Err(outcome) => {
+            let _ = events.send(Event::Join(Err(outcome)));
+            return;
+        }
+    }
+
+    let mut cart: Vec<u32> = Vec::new();
+    let add_or_remove = async |ws: &mut Ws, r: u64, cart: &mut Vec<u32>| {
+        let remove = !cart.is_empty() && rand::rng().random_bool(0.5);
+        let (event, item) = if remove {
+            ("remove_item", cart[rand::rng().random_range(0..cart.len())])
+        } else {
+            let item = plan.items[rand::rng().random_range(0..plan.items.len())];
+            ("add_item", item)
+        };
+        let sent = Instant::now();
+        if ws
+            .send(frame(
+                Some(&join_ref),
+                r,
+                &topic,
+                event,
+                json!({"item_id": item.to_string()}),
+            ))
+            .await
+            .is_err()
+        {
+            return Err(Outcome::Closed);
+        }
+        let status = reply_to(ws, r, plan.reply_timeout).await?;
+        if status == "ok" {
+            if remove {
+                cart.retain(|i| *i != item);
+            } else {
+                cart.push(item);
+            }
+            Ok(sent.elapsed())
+        } else {
+            Err(Outcome::Refused)
+        }
+    };
+
+    r += 1;
+    let first = add_or_remove(&mut ws, r, &mut cart).await;
+    let _ = events.send(Event::Push(first));
+
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
+    heartbeat.tick().await;
+    let churn = (plan.churn_per_minute > 0.0)
+        .then(|| Duration::from_secs_f64(60.0 / plan.churn_per_minute));
+    let mut next_churn = churn.map(|d| tokio::time::Instant::now() + d);
+    loop {
+        let churn_at =
+            next_churn.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = heartbeat.tick() => {
+                r += 1;
+                if ws.send(frame(None, r, "phoenix", "heartbeat", json!({}))).await.is_err() {
+                    let _ = events.send(Event::Dropped);
+                    return;
+                }
+            }
+            _ = tokio::time::sleep_until(churn_at), if next_churn.is_some() => {
+                r += 1;
+                let result = add_or_remove(&mut ws, r, &mut cart).await;
+                let closed = matches!(result, Err(Outcome::Closed));
+                let _ = events.send(Event::Push(result));
+                if closed {
+                    let _ = events.send(Event::Dropped);
+                    return;
+                }
+                next_churn = churn.map(|d| tokio::time::Instant::now() + d);
+            }
+            message = ws.next() => match message {
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
+                    let _ = events.send(Event::Dropped);
+                    return;
+                }
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = ws.close(None).await;
+}
