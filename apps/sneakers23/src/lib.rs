@@ -12,16 +12,31 @@
 //! - [`replication`]: inventory events between nodes over pubsub;
 //! - [`cart`]: the cart and its rendering; [`checkout`]: the checkout checks and page model;
 //! - [`reducer`]: sell stock at random (demo and load tool).
+//!
+//! On the core, the serving node:
+//!
+//! - [`node`]: starting and stopping a node (`serve`), [`config`]: its settings;
+//! - [`web`]: pages, checkout, assets, control API, health and metrics on one [`web::AppState`];
+//! - [`sockets`]: the ProductSocket with its `product:*` and `cart:*` channels;
+//! - [`notifier`]: inventory changes to browsers; [`tokens`]: the signed cart and control token;
+//! - [`control`]: the operator CLI's client of the control API.
 
 pub mod cart;
 pub mod checkout;
+pub mod config;
+pub mod control;
 pub mod db;
 pub mod inventory;
 pub mod level;
 pub mod model;
+pub mod node;
+pub mod notifier;
 pub mod reducer;
 pub mod replication;
 pub mod seed;
+pub mod sockets;
+pub mod tokens;
+pub mod web;
 
 #[cfg(test)]
 mod test_support;

@@ -1,15 +1,24 @@
-//! The `sneakers23` binary: operator commands over the store's library.
+//! The `sneakers23` binary: the store's server and its operator commands.
 //!
-//! Database commands (`migrate`, `reset`, `seed`) act on the database directly. Commands that
-//! must reach a running node's cache and clients (`serve`, `release`, `sell`, `presence`) are
-//! added with the web layer.
+//! - `serve` runs a node (see `sneakers23::node`), every setting a flag with an environment
+//!   variable fallback;
+//! - `release`, `sell`, `sell-random-until-gone`, `presence list` and `inventory` act through a
+//!   running node's control API, so its cache, its replication and its browsers see the change;
+//! - `migrate`, `reset` and `seed` act on the database directly (while a node runs, `reset` and
+//!   `seed` leave its cache stale: restart it).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use sneakers23::config::{self, Env};
+use sneakers23::control::{ControlClient, DEFAULT_NODE_URL};
 use sneakers23::db::{self, Db, DbOptions};
-use sneakers23::seed;
+use sneakers23::node::{self, NodeConfig};
+use sneakers23::{cart, seed, tokens};
 
 /// Sneakers23: the real-time sneaker store.
 #[derive(Debug, Parser)]
@@ -24,7 +33,7 @@ struct Cli {
 /// Database connection flags shared by every command.
 #[derive(Debug, Args)]
 struct DbArgs {
-    /// Database URL: sqlite://<path> or postgres://user@host/db.
+    /// Database URL: sqlite://<path> (created on first use) or postgres://user@host/db.
     #[arg(long, env = "DATABASE_URL", default_value = db::DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
     /// Maximum database connections.
@@ -41,20 +50,174 @@ struct DbArgs {
 }
 
 impl DbArgs {
-    async fn connect(&self) -> anyhow::Result<Db> {
-        let options = DbOptions {
+    fn options(&self) -> DbOptions {
+        DbOptions {
             max_connections: self.pool_size,
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
             ..DbOptions::default()
-        };
-        Db::connect_with(&self.database_url, &options)
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Db> {
+        Db::connect_with(&self.database_url, &self.options())
             .await
             .with_context(|| format!("connecting to {}", db::redact_url(&self.database_url)))
     }
 }
 
+/// Where the signing secret comes from.
+#[derive(Debug, Args)]
+struct SecretArgs {
+    /// Signing secret of sessions and tokens; the same on every node (required with --env prod).
+    #[arg(long, env = "SECRET_KEY_BASE", hide_env_values = true)]
+    secret_key_base: Option<String>,
+    /// Development only: file where a generated secret is kept between runs.
+    #[arg(long, env = "SECRET_KEY_FILE", default_value = "data/secret_key_base")]
+    secret_key_file: PathBuf,
+}
+
+/// How a node command reaches the running node.
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// URL of the node (its control API answers on loopback only).
+    #[arg(long, env = "NODE_URL", default_value = DEFAULT_NODE_URL)]
+    node_url: String,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+impl NodeArgs {
+    fn client(&self) -> anyhow::Result<ControlClient> {
+        let secret = config::read_secret_key_base(
+            self.secret.secret_key_base.as_deref(),
+            &self.secret.secret_key_file,
+        )?;
+        Ok(ControlClient::new(
+            &self.node_url,
+            &tokens::ops_token(&secret),
+        )?)
+    }
+}
+
+/// The `serve` command's settings.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Port to listen on (0: any free port).
+    #[arg(long, env = "PORT", default_value_t = 4000)]
+    port: u16,
+    /// Address to listen on [default: 127.0.0.1 in dev, :: (all interfaces) in prod].
+    #[arg(long, env = "BIND")]
+    bind: Option<IpAddr>,
+    /// Development or production defaults (prod requires SECRET_KEY_BASE and admin credentials).
+    #[arg(long, env = "APP_ENV", value_enum, default_value_t = Env::Dev)]
+    env: Env,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// This node's name in the cluster.
+    #[arg(long, env = "NODE_NAME", default_value = "sneakers23")]
+    node_name: String,
+    /// Allowed page origins for the socket: `off`, `conn` (same host as the request) or a
+    /// comma-separated list like `https://sneakers23.com,//*.sneakers23.com` [default: off in
+    /// dev, conn in prod].
+    #[arg(long, env = "CHECK_ORIGIN")]
+    check_origin: Option<String>,
+    /// Most items a cart may hold.
+    #[arg(long, env = "MAX_CART_ITEMS", default_value_t = cart::DEFAULT_MAX_CART_ITEMS)]
+    max_cart_items: usize,
+    /// Admin dashboard user [default in dev: admin].
+    #[arg(long, env = "ADMIN_USER")]
+    admin_user: Option<String>,
+    /// Admin dashboard password [default in dev: password].
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// CartTracker: milliseconds between presence broadcasts to other nodes.
+    #[arg(long, env = "TRACKER_BROADCAST_PERIOD_MS", default_value_t = 1500)]
+    tracker_broadcast_period_ms: u64,
+    /// CartTracker: silence before a node counts as down [default: 20 broadcast periods].
+    #[arg(long, env = "TRACKER_DOWN_PERIOD_MS")]
+    tracker_down_period_ms: Option<u64>,
+    /// CartTracker: silence before a down node's presences are deleted.
+    #[arg(long, env = "TRACKER_PERMDOWN_PERIOD_MS", default_value_t = 1_200_000)]
+    tracker_permdown_period_ms: u64,
+    /// CartTracker shards [default: number of CPUs]; must be equal on every node.
+    #[arg(long, env = "TRACKER_POOL_SIZE")]
+    tracker_pool_size: Option<usize>,
+    /// Seed the two shoes of the book when the database has no product.
+    #[arg(long, env = "SEED_IF_EMPTY", default_value_t = true, action = clap::ArgAction::Set)]
+    seed_if_empty: bool,
+    /// Seed of the random stock when seeding (reproducible data).
+    #[arg(long, env = "RNG_SEED")]
+    rng_seed: Option<u64>,
+    /// Longest wait in milliseconds between attempts to reach the database at start.
+    #[arg(long, env = "DB_RETRY_MAX_MS", default_value_t = 5000)]
+    db_retry_max_ms: u64,
+    /// Mark the session cookie Secure (only sent over HTTPS).
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
+    cookie_secure: bool,
+}
+
+impl ServeArgs {
+    fn node_config(&self, db: &DbArgs) -> anyhow::Result<NodeConfig> {
+        let env = self.env;
+        let secret_key_base = config::resolve_secret_key_base(
+            self.secret.secret_key_base.as_deref(),
+            env,
+            &self.secret.secret_key_file,
+        )?;
+        let admin = config::admin_credentials(
+            self.admin_user.as_deref(),
+            self.admin_password.as_deref(),
+            env,
+        )?;
+        let tracker = config::tracker_options(
+            self.tracker_broadcast_period_ms,
+            self.tracker_down_period_ms,
+            self.tracker_permdown_period_ms,
+            self.tracker_pool_size.unwrap_or_else(config::cpu_count),
+        )?;
+        let check_origin = match (&self.check_origin, env) {
+            (Some(text), _) => text
+                .parse()
+                .with_context(|| format!("CHECK_ORIGIN={text}"))?,
+            (None, Env::Dev) => channels::server::CheckOrigin::Disabled,
+            (None, Env::Prod) => channels::server::CheckOrigin::SameAsRequest,
+        };
+        let bind = self.bind.unwrap_or(match env {
+            Env::Dev => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Env::Prod => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        });
+        Ok(NodeConfig {
+            listen: SocketAddr::new(bind, self.port),
+            database_url: db.database_url.clone(),
+            db_options: db.options(),
+            seed_if_empty: self.seed_if_empty,
+            rng_seed: self.rng_seed,
+            db_retry_max_delay: Duration::from_millis(self.db_retry_max_ms.max(1)),
+            secret_key_base,
+            node_name: self.node_name.clone(),
+            env,
+            check_origin,
+            max_cart_items: self.max_cart_items,
+            admin,
+            tracker,
+            cookie_secure: self.cookie_secure,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum PresenceCommand {
+    /// Print the CartTracker list: every connected cart with its tabs' metas.
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the store: pages, sockets, control API (prints `listening on http://ADDR`).
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations.
     Migrate,
     /// Drop every table and migrate again (all data lost; ids restart at 1).
@@ -65,7 +228,50 @@ enum Command {
         #[arg(long, env = "RNG_SEED")]
         rng_seed: Option<u64>,
     },
-    // Node commands (serve, release, sell, presence) are added by the web layer.
+    /// Release a product on the running node (its pages update live).
+    Release {
+        /// Product id (1 and 2 in the seed data).
+        product_id: i64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Sell units of one item through the running node.
+    Sell {
+        /// Item id (1–26 in the seed data).
+        item_id: i64,
+        /// Units to sell.
+        #[arg(long, default_value_t = 1, conflicts_with = "leave")]
+        units: u32,
+        /// Sell until this many units are left instead.
+        #[arg(long)]
+        leave: Option<u32>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Sell random available items, tick after tick, until everything is sold out.
+    SellRandomUntilGone {
+        /// Sales per tick.
+        #[arg(long, default_value_t = 200)]
+        per_tick: usize,
+        /// Milliseconds between ticks.
+        #[arg(long, default_value_t = 250)]
+        tick_ms: u64,
+        /// Wait until sold out and print the totals (otherwise it runs in the node's background).
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Inspect the CartTracker presence of the running node.
+    Presence {
+        #[command(subcommand)]
+        command: PresenceCommand,
+    },
+    /// Print the running node's cached inventory: products, items, counts and levels.
+    Inventory {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 #[tokio::main]
@@ -79,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve(args.node_config(&cli.db)?).await?,
         Command::Migrate => {
             let db = cli.db.connect().await?;
             db.migrate().await?;
@@ -96,6 +303,133 @@ async fn main() -> anyhow::Result<()> {
             let items: usize = inserted.iter().map(|p| p.item_ids.len()).sum();
             tracing::info!(products = inserted.len(), items, "database seeded");
         }
+        Command::Release { product_id, node } => {
+            node.client()?
+                .post(&format!("/ops/release/{product_id}"))
+                .await?;
+            println!("product {product_id} released");
+        }
+        Command::Sell {
+            item_id,
+            units,
+            leave,
+            node,
+        } => {
+            let query = match leave {
+                Some(leave) => format!("leave={leave}"),
+                None => format!("units={units}"),
+            };
+            let report = node
+                .client()?
+                .post(&format!("/ops/sell/{item_id}?{query}"))
+                .await?;
+            println!(
+                "sold {} unit(s) of item {item_id}; {} left",
+                report["sold"], report["available"]
+            );
+        }
+        Command::SellRandomUntilGone {
+            per_tick,
+            tick_ms,
+            wait,
+            node,
+        } => {
+            let answer = node
+                .client()?
+                .post(&format!(
+                    "/ops/sell-random-until-gone?per_tick={per_tick}&tick_ms={tick_ms}&wait={wait}"
+                ))
+                .await?;
+            if wait {
+                println!(
+                    "sold out! {} unit(s) sold in {} tick(s)",
+                    answer["sold"], answer["ticks"]
+                );
+            } else {
+                println!("selling {per_tick} random items every {tick_ms} ms until gone (see the node's log)");
+            }
+        }
+        Command::Presence {
+            command: PresenceCommand::List { node },
+        } => {
+            let list = node.client()?.get("/ops/presence").await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        Command::Inventory { node } => {
+            let inventory = node.client()?.get("/ops/inventory").await?;
+            print_inventory(&inventory);
+        }
     }
     Ok(())
+}
+
+async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let mut node = node::start(config).await?;
+    let addr = node.addr();
+    let shown = if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    };
+    println!("listening on http://{shown}");
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutdown requested; draining connections"),
+        result = node.wait() => {
+            result.context("the HTTP server stopped")?;
+        }
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn print_inventory(inventory: &Value) {
+    let products = inventory["products"].as_array().cloned().unwrap_or_default();
+    for product in products {
+        let state = if product["released"].as_bool().unwrap_or(false) {
+            "released"
+        } else {
+            "coming soon"
+        };
+        println!(
+            "product {} {} ({state})",
+            product["id"],
+            product["name"].as_str().unwrap_or_default()
+        );
+        for item in product["items"].as_array().cloned().unwrap_or_default() {
+            println!(
+                "  item {:>3}  size {:>4}  {:>5} left  {}",
+                item["id"],
+                item["size"].as_str().unwrap_or_default(),
+                item["available_count"],
+                item["level"].as_str().unwrap_or_default()
+            );
+        }
+    }
 }

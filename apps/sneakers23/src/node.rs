@@ -1,0 +1,323 @@
+//! Starting and stopping a serving node: the `serve` command's wiring (spec §5).
+//!
+//! [`start`] brings the parts up in the book's order — database (migrated, seeded when empty),
+//! pubsub, channels endpoint, CartTracker presence, inventory cache, replication listener — then
+//! binds the HTTP listener and serves [`crate::web::router`]. While the database cannot be
+//! reached it retries with a growing delay and says so in the log (spec §17.3): a node cannot
+//! serve its product page before its cache is loaded.
+//!
+//! [`Node::shutdown`] drains first (every WebSocket is closed with code 1012 so that browsers
+//! reconnect, elsewhere if there is an elsewhere), then stops accepting requests, finishes the
+//! ones in flight and closes the database.
+//!
+//! Tests start nodes in-process with [`NodeConfig::for_tests`] on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use channels::presence::Presence;
+use channels::server::{CheckOrigin, Endpoint, EndpointConfig};
+use pubsub::PubSub;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{AdminCredentials, ConfigError, Env};
+use crate::db::{Db, DbError, DbOptions, redact_url};
+use crate::inventory::Inventory;
+use crate::notifier::ChannelNotifier;
+use crate::replication::Replication;
+use crate::seed;
+use crate::sockets::CART_TRACKER_NAME;
+use crate::tokens::{CartTokens, ops_token};
+use crate::web::session::SessionKeys;
+use crate::web::{self, AppState};
+
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Pool settings.
+    pub db_options: DbOptions,
+    /// Insert the seed catalog when the database has no product.
+    pub seed_if_empty: bool,
+    /// RNG seed of the seed catalog's stock (reproducible demos and tests).
+    pub rng_seed: Option<u64>,
+    /// Longest wait between two attempts to reach the database at start.
+    pub db_retry_max_delay: Duration,
+    /// Signing secret (at least 20 bytes; the same on every node).
+    pub secret_key_base: String,
+    /// This node's name in the cluster.
+    pub node_name: String,
+    /// Development or production.
+    pub env: Env,
+    /// Which page origins may open the socket.
+    pub check_origin: CheckOrigin,
+    /// Most items per cart.
+    pub max_cart_items: usize,
+    /// Admin dashboard credentials.
+    pub admin: AdminCredentials,
+    /// CartTracker timing and pool size.
+    pub tracker: tracker::Options,
+    /// Mark the session cookie `Secure` (HTTPS deployments).
+    pub cookie_secure: bool,
+}
+
+impl NodeConfig {
+    /// A development node on `127.0.0.1:0` over `database_url`, with a fixed test secret, no
+    /// seeding, and a fast CartTracker.
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.to_owned(),
+            db_options: DbOptions::default(),
+            seed_if_empty: false,
+            rng_seed: None,
+            db_retry_max_delay: Duration::from_secs(1),
+            secret_key_base: "test secret key base that is long enough for every signer".into(),
+            node_name: "test".into(),
+            env: Env::Dev,
+            check_origin: CheckOrigin::Disabled,
+            max_cart_items: crate::cart::DEFAULT_MAX_CART_ITEMS,
+            admin: AdminCredentials::development(),
+            tracker: tracker::Options {
+                broadcast_period: Duration::from_millis(100),
+                ..tracker::Options::default()
+            },
+            cookie_secure: false,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database failed for another reason than being unreachable.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The secret cannot key a signer.
+    #[error("SECRET_KEY_BASE cannot be used: {0}")]
+    Secret(#[from] channels::token::KeyError),
+    /// The CartTracker refused its options.
+    #[error("the CartTracker could not start: {0}")]
+    Tracker(#[from] tracker::OptionsError),
+    /// The listen address is taken or not ours.
+    #[error(
+        "could not listen on {addr}: {cause}; is another server using that port? Set PORT \
+         (0 picks a free one)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// I/O error.
+        cause: std::io::Error,
+    },
+}
+
+/// A running node.
+pub struct Node {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    replication: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// The address the node accepts connections on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (inventory, endpoint, CartTracker…).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Drains the sockets, stops accepting, waits (briefly) for requests in flight, and closes
+    /// the database.
+    pub async fn shutdown(mut self) {
+        self.state.endpoint.drain();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "HTTP server stopped with an error"),
+            Ok(Err(error)) => tracing::warn!(%error, "HTTP server task failed"),
+            Err(_) => {
+                tracing::warn!("requests still running after the grace period; stopping anyway");
+                self.server.abort();
+            }
+        }
+        self.replication.abort();
+        self.state.db.close().await;
+        tracing::info!("node stopped");
+    }
+
+    /// Waits until the server stops by itself (it only does on an I/O error).
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        match (&mut self.server).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Starts a node (see the module docs). Returns once it accepts connections.
+pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+    if config.max_cart_items == 0 {
+        return Err(ConfigError::ZeroMaxCartItems.into());
+    }
+    let cart_signer = Arc::new(CartTokens::new(&config.secret_key_base)?);
+    let sessions = SessionKeys::new(&config.secret_key_base, config.cookie_secure)?;
+    let metrics = web::health::install_metrics();
+
+    let db = open_database(&config).await?;
+
+    let pubsub = PubSub::new(config.node_name.clone());
+    let endpoint = Endpoint::new(
+        pubsub.clone(),
+        EndpointConfig {
+            check_origin: config.check_origin.clone(),
+            ..EndpointConfig::default()
+        },
+    );
+    // The dashboard observes the CartTracker from its first diff (see `crate::admin`).
+    let dashboard = crate::admin::Dashboard::new();
+    let cart_tracker = Presence::start_with_observer(
+        endpoint.clone(),
+        CART_TRACKER_NAME,
+        config.tracker.clone(),
+        None,
+        Some(dashboard.observer()),
+    )?;
+    let replication = Replication::new(pubsub);
+    let notifier = Arc::new(ChannelNotifier::new(endpoint.clone()));
+    let inventory = retry("loading the inventory", config.db_retry_max_delay, || {
+        Inventory::load(db.clone(), notifier.clone(), replication.sink())
+    })
+    .await?;
+    let replication = tokio::spawn(replication.run(inventory.clone()));
+    let catalog = inventory.clone();
+    dashboard.spawn_publisher(endpoint.clone(), move || catalog.snapshot());
+
+    let state = AppState {
+        inventory,
+        db,
+        endpoint,
+        cart_tracker,
+        dashboard,
+        cart_signer,
+        sessions,
+        secret_key_base: Arc::from(config.secret_key_base.as_str()),
+        admin: Arc::new(config.admin.clone()),
+        env: config.env,
+        max_cart_items: config.max_cart_items,
+        ops_token: Arc::from(ops_token(&config.secret_key_base)),
+        metrics,
+    };
+    let app = web::router(state.clone());
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|cause| NodeError::Bind {
+            addr: config.listen,
+            cause,
+        })?;
+    let addr = listener.local_addr().map_err(|cause| NodeError::Bind {
+        addr: config.listen,
+        cause,
+    })?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    tracing::info!(%addr, node = %config.node_name, "node started");
+    Ok(Node {
+        addr,
+        state,
+        shutdown: Some(tx),
+        server,
+        replication,
+    })
+}
+
+/// Connects, migrates and (when asked and empty) seeds, waiting for an unreachable database.
+async fn open_database(config: &NodeConfig) -> Result<Db, NodeError> {
+    let db = Db::connect_lazy_with(&config.database_url, &config.db_options)?;
+    tracing::info!(database = %redact_url(&config.database_url), "opening the database");
+    retry("migrating the database", config.db_retry_max_delay, || db.migrate()).await?;
+    if config.seed_if_empty {
+        let products = retry("counting products", config.db_retry_max_delay, || {
+            db.count_products()
+        })
+        .await?;
+        if products == 0 {
+            let inserted = seed::seed(&db, config.rng_seed).await?;
+            tracing::info!(
+                products = inserted.len(),
+                "empty database seeded with the two shoes of the book (both unreleased)"
+            );
+        }
+    }
+    Ok(db)
+}
+
+/// Runs `op` until it succeeds or fails with something else than an unreachable database,
+/// waiting 250 ms, 500 ms, 1 s… (at most `max_delay`) between attempts.
+async fn retry<T, F, Fut>(what: &str, max_delay: Duration, mut op: F) -> Result<T, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbError>>,
+{
+    let mut delay = Duration::from_millis(250).min(max_delay);
+    let mut attempt = 1u32;
+    loop {
+        match op().await {
+            Ok(value) => {
+                if attempt > 1 {
+                    tracing::info!(what, attempt, "database reachable again");
+                }
+                return Ok(value);
+            }
+            Err(error) if error.is_unavailable() => {
+                tracing::warn!(
+                    what,
+                    attempt,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    %error,
+                    "database unreachable; the node will serve once it answers"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(max_delay);
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Operations endpoints: `GET /health` and `GET /metrics`.
+//!
+//! `/health` answers `200` with `{"status":"ok",…}` when the database answers a trivial query,
+//! `503` with `"status":"degraded"` otherwise (pages keep being served from the cache, but
+//! purchases and releases fail), and reports the pubsub adapter's state and this node's name.
+//!
+//! `/metrics` is the Prometheus text of every counter recorded in the process: the channels
+//! server's `channels_*` (connections, joins, frames, crashes), the presence's
+//! `presence_entries`, and the store's `store_*` (releases, stock changes, sell-outs,
+//! replicated events, cart operations by result, checkouts by outcome).
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::CONTENT_TYPE;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use pubsub::AdapterStatus;
+use serde_json::json;
+
+use super::AppState;
+
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once and returns its handle (later calls,
+/// e.g. a second node in one test process, share it).
+pub fn install_metrics() -> PrometheusHandle {
+    PROMETHEUS
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if let Err(error) = metrics::set_global_recorder(recorder) {
+                tracing::warn!(%error, "another metrics recorder is installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// `GET /health`.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let db = state.db.ping().await;
+    let pubsub = match state.endpoint.pubsub().adapter_status() {
+        AdapterStatus::Connected => "connected".to_owned(),
+        AdapterStatus::Disconnected(error) => format!("disconnected: {error}"),
+    };
+    let snapshot = state.inventory.snapshot();
+    let body = json!({
+        "status": if db.is_ok() { "ok" } else { "degraded" },
+        "node": &*state.endpoint.pubsub().node().name,
+        "database": match &db { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
+        "pubsub": pubsub,
+        "products": snapshot.product_count(),
+        "draining": state.endpoint.is_draining(),
+    });
+    let status = if db.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.endpoint.pubsub().stats();
+    metrics::gauge!("pubsub_published").set(stats.published as f64);
+    metrics::gauge!("pubsub_delivered").set(stats.delivered as f64);
+    metrics::gauge!("pubsub_lagged").set(stats.lagged as f64);
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,244 @@
+//! The node's control API (spec §16): what the operator CLI calls so that a release or a sale
+//! goes through the running node — its database, its cache, its replication and its clients —
+//! instead of changing the database behind the node's back.
+//!
+//! Two locks on the door: the request must come from a loopback address, and carry
+//! `Authorization: Bearer <token>` where the token is derived from `SECRET_KEY_BASE`
+//! ([`crate::tokens::ops_token`]), which the CLI computes from the same secret.
+//!
+//! | request | effect | answer |
+//! |---|---|---|
+//! | `POST /ops/release/{product_id}` | [`crate::inventory::Inventory::release`] | `{"released": id}` |
+//! | `POST /ops/sell/{item_id}?units=N` or `?leave=N` | sells N units (default 1), or until N are left | `{"item_id", "sold", "available"}` |
+//! | `POST /ops/sell-random-until-gone?per_tick=&tick_ms=&wait=` | the reducer (§6.8), in the background unless `wait=true` | `{"started": true}` or the report |
+//! | `GET /ops/presence` | — | the CartTracker list `{cart id: {"metas": […]}}` |
+//! | `GET /ops/inventory` | — | products, items and counts from the cache |
+//!
+//! Errors are `{"error": "<what failed, with what input, what to do>"}` with 404 (unknown id),
+//! 409 (nothing left to sell), 503 (database unavailable) or 500.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::StatusCode;
+use http::header::AUTHORIZATION;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::db::DbError;
+use crate::model::{ItemId, ProductId};
+use crate::reducer::{self, ReducerOptions, ReducerReport};
+use crate::sockets::CART_TRACKER_TOPIC;
+
+/// Most units one `sell` request may sell.
+pub const MAX_UNITS_PER_REQUEST: u32 = 100_000;
+
+/// The control routes, behind the loopback + token check.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/ops/release/{product_id}", post(release))
+        .route("/ops/sell/{item_id}", post(sell))
+        .route("/ops/sell-random-until-gone", post(sell_random_until_gone))
+        .route("/ops/presence", get(presence))
+        .route("/ops/inventory", get(inventory))
+        .layer(from_fn_with_state(state, authorize))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn db_error(e: &DbError) -> Response {
+    let status = match e {
+        DbError::ProductNotFound { .. } => StatusCode::NOT_FOUND,
+        DbError::NotAvailable { .. } => StatusCode::CONFLICT,
+        e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+/// Refuses anything but a loopback client presenting the control token.
+async fn authorize(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let loopback = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
+    if !loopback {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the control API only answers on the loopback interface; run the command on the node's machine",
+        );
+    }
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(given.as_bytes().ct_eq(state.ops_token.as_bytes())) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "wrong or missing control token: give the CLI the node's SECRET_KEY_BASE \
+             (or run it from the node's directory, where the development secret is stored)",
+        );
+    }
+    next.run(request).await
+}
+
+async fn release(State(state): State<AppState>, Path(product_id): Path<ProductId>) -> Response {
+    match state.inventory.release(product_id).await {
+        Ok(()) => Json(json!({ "released": product_id })).into_response(),
+        Err(e) => db_error(&e),
+    }
+}
+
+/// Query of `POST /ops/sell/{item_id}`.
+#[derive(Debug, Deserialize)]
+pub struct SellQuery {
+    /// Units to sell (default 1).
+    pub units: Option<u32>,
+    /// Sell until this many units are left (overrides `units`).
+    pub leave: Option<u32>,
+}
+
+/// Answer of `POST /ops/sell/{item_id}`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SellReport {
+    /// The item sold.
+    pub item_id: ItemId,
+    /// Units sold by this request.
+    pub sold: u32,
+    /// Units left afterwards, according to this node's cache.
+    pub available: i32,
+}
+
+async fn sell(
+    State(state): State<AppState>,
+    Path(item_id): Path<ItemId>,
+    Query(query): Query<SellQuery>,
+) -> Response {
+    let available = |state: &AppState| state.inventory.snapshot().available_count(item_id);
+    let units = match query.leave {
+        Some(leave) => u32::try_from(available(&state))
+            .unwrap_or(0)
+            .saturating_sub(leave),
+        None => query.units.unwrap_or(1),
+    };
+    if units > MAX_UNITS_PER_REQUEST {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("at most {MAX_UNITS_PER_REQUEST} units per request; asked for {units}"),
+        );
+    }
+    let mut sold = 0;
+    for _ in 0..units {
+        match state.inventory.sell_item(item_id).await {
+            Ok(()) => sold += 1,
+            Err(DbError::NotAvailable { .. }) if sold > 0 => break,
+            Err(e) => return db_error(&e),
+        }
+    }
+    Json(SellReport {
+        item_id,
+        sold,
+        available: available(&state),
+    })
+    .into_response()
+}
+
+/// Query of `POST /ops/sell-random-until-gone`.
+#[derive(Debug, Deserialize)]
+pub struct ReducerQuery {
+    /// Sales per tick (default 200).
+    pub per_tick: Option<usize>,
+    /// Milliseconds between ticks (default 250).
+    pub tick_ms: Option<u64>,
+    /// Answer when done (with the report) rather than at once.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+fn report_json(report: &ReducerReport) -> Value {
+    json!({"sold": report.sold, "not_available": report.not_available, "ticks": report.ticks})
+}
+
+async fn sell_random_until_gone(
+    State(state): State<AppState>,
+    Query(query): Query<ReducerQuery>,
+) -> Response {
+    let defaults = ReducerOptions::default();
+    let options = ReducerOptions {
+        per_tick: query.per_tick.unwrap_or(defaults.per_tick),
+        tick: query.tick_ms.map_or(defaults.tick, Duration::from_millis),
+    };
+    if options.per_tick == 0 || options.tick.is_zero() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "per_tick and tick_ms must be greater than zero",
+        );
+    }
+    let inventory = state.inventory.clone();
+    let run = async move { reducer::sell_random_until_gone(&inventory, options).await };
+    if query.wait {
+        return match run.await {
+            Ok(report) => Json(report_json(&report)).into_response(),
+            Err(e) => db_error(&e),
+        };
+    }
+    tokio::spawn(async move {
+        if let Err(e) = run.await {
+            tracing::error!(error = %e, "sell-random-until-gone stopped");
+        }
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "started": true,
+            "per_tick": options.per_tick,
+            "tick_ms": u64::try_from(options.tick.as_millis()).unwrap_or(u64::MAX),
+        })),
+    )
+        .into_response()
+}
+
+async fn presence(State(state): State<AppState>) -> Response {
+    let list = state.cart_tracker.list(CART_TRACKER_TOPIC);
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        list.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+async fn inventory(State(state): State<AppState>) -> Response {
+    let snapshot = state.inventory.snapshot();
+    let products: Vec<Value> = snapshot
+        .products()
+        .map(|p| {
+            json!({
+                "id": p.product.id,
+                "name": p.product.name,
+                "released": p.product.released,
+                "items": p.items.iter().map(|i| json!({
+                    "id": i.id,
+                    "size": i.size,
+                    "available_count": i.available_count,
+                    "level": i.level(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "products": products })).into_response()
+}
