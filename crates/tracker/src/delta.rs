@@ -207,7 +207,8 @@ impl Generations {
     /// their memory when equal, and a merge costs O(|delta| log |window|).
     pub fn push(&mut self, origin: &Delta, delta: &Delta) {
         if self.gens.is_empty() {
-            self.gens = vec![Arc::new(origin.clone()); self.caps.len()];
+            // Every window starts as the same (shared) empty delta.
+            self.gens = std::iter::repeat_n(Arc::new(origin.clone()), self.caps.len()).collect();
         }
         let alone = Arc::new(delta.clone());
         let mut prev = alone.clone();

@@ -142,6 +142,62 @@ impl Element {
     }
 }
 
+/// Elements per slab chunk: the slab grows a chunk at a time, never by doubling and copying.
+const CHUNK: usize = 4096;
+
+/// The element store: fixed-size chunks of slots, ids recycled through a free list.
+#[derive(Default)]
+struct Slab {
+    chunks: Vec<Vec<Option<Element>>>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn get(&self, id: u32) -> Option<&Element> {
+        let id = id as usize;
+        self.chunks.get(id / CHUNK)?.get(id % CHUNK)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut Element> {
+        let id = id as usize;
+        self.chunks
+            .get_mut(id / CHUNK)?
+            .get_mut(id % CHUNK)?
+            .as_mut()
+    }
+
+    fn insert(&mut self, e: Element) -> u32 {
+        if let Some(id) = self.free.pop() {
+            let i = id as usize;
+            self.chunks[i / CHUNK][i % CHUNK] = Some(e);
+            return id;
+        }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let n = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[n];
+        chunk.push(Some(e));
+        (n * CHUNK + chunk.len() - 1) as u32
+    }
+
+    fn remove(&mut self, id: u32) -> Option<Element> {
+        let i = id as usize;
+        let e = self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)?.take()?;
+        self.free.push(id);
+        Some(e)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, &Element)> {
+        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, e)| e.as_ref().map(|e| ((c * CHUNK + i) as u32, e)))
+        })
+    }
+}
+
 /// One entry of a topic's index: enough to answer `list` from contiguous memory.
 struct TopicItem {
     presence: Presence,
@@ -150,9 +206,12 @@ struct TopicItem {
 }
 
 /// The element ids of one pid (usually one).
+/// `Many` is boxed on purpose: it keeps `Ids` (and each pid index entry) at 16 bytes, since most
+/// pids have a single element.
+#[allow(clippy::box_collection)]
 enum Ids {
     One(u32),
-    Many(Vec<u32>),
+    Many(Box<Vec<u32>>),
 }
 
 impl Ids {
@@ -188,8 +247,7 @@ pub struct State {
     slots: Vec<Option<Slot>>,
     free_slots: Vec<u32>,
     index: FxHashMap<ReplicaRef, u32>,
-    elements: Vec<Option<Element>>,
-    free: Vec<u32>,
+    elements: Slab,
     topics: FxHashMap<Topic, TopicIndex>,
     pids: FxHashMap<Pid, Ids>,
     pending: Pending,
@@ -221,8 +279,7 @@ impl State {
             })],
             free_slots: Vec::new(),
             index,
-            elements: Vec::new(),
-            free: Vec::new(),
+            elements: Slab::default(),
             topics: FxHashMap::default(),
             pids: FxHashMap::default(),
             pending: Pending::default(),
@@ -243,8 +300,8 @@ impl State {
     }
 
     fn element(&self, id: u32) -> &Element {
-        self.elements[id as usize]
-            .as_ref()
+        self.elements
+            .get(id)
             .expect("indexed element ids always hold an element")
     }
 
@@ -342,21 +399,22 @@ impl State {
         slot: u32,
         dot: u64,
     ) -> Topic {
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => {
-                self.elements.push(None);
-                (self.elements.len() - 1) as u32
-            }
-        };
         let index = self.topic_index(topic);
         let topic = index.name.clone();
         let topic_pos = index.items.len() as u32;
-        index.items.push(TopicItem {
+        let id = self.elements.insert(Element {
+            topic: topic.clone(),
+            pid,
             presence: presence.clone(),
             slot,
-            id,
+            dot,
+            topic_pos,
         });
+        self.topics
+            .get_mut(&*topic)
+            .expect("index created above")
+            .items
+            .push(TopicItem { presence, slot, id });
         match self.pids.entry(pid) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(Ids::One(id));
@@ -364,20 +422,15 @@ impl State {
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 let ids = o.get_mut();
                 match ids {
-                    Ids::One(first) => *ids = Ids::Many(vec![*first, id]),
+                    Ids::One(first) => *ids = Ids::Many(Box::new(vec![*first, id])),
                     Ids::Many(v) => v.push(id),
                 }
             }
         }
-        self.slot_mut(slot).owned.insert(dot, id);
-        self.elements[id as usize] = Some(Element {
-            topic: topic.clone(),
-            pid,
-            presence,
-            slot,
-            dot,
-            topic_pos,
-        });
+        // Our own elements are never looked up by dot: only other replicas' are indexed so.
+        if slot != ME {
+            self.slot_mut(slot).owned.insert(dot, id);
+        }
         self.len += 1;
         topic
     }
@@ -385,16 +438,16 @@ impl State {
     /// Removes an element from the store and every index (the pid index too unless
     /// `pid_index_done`, when the caller already took the pid's ids out).
     fn remove_element_with(&mut self, id: u32, pid_index_done: bool) -> Element {
-        let e = self.elements[id as usize]
-            .take()
+        let e = self
+            .elements
+            .remove(id)
             .expect("removing an indexed element");
-        self.free.push(id);
         self.len -= 1;
         if let Some(index) = self.topics.get_mut(&e.topic) {
             let pos = e.topic_pos as usize;
             index.items.swap_remove(pos);
             if let Some(moved) = index.items.get(pos)
-                && let Some(m) = self.elements[moved.id as usize].as_mut()
+                && let Some(m) = self.elements.get_mut(moved.id)
             {
                 m.topic_pos = pos as u32;
             }
@@ -415,7 +468,9 @@ impl State {
                 }
             }
         }
-        if let Some(slot) = self.slots[e.slot as usize].as_mut() {
+        if e.slot != ME
+            && let Some(slot) = self.slots[e.slot as usize].as_mut()
+        {
             slot.owned.remove(&e.dot);
         }
         e
@@ -493,7 +548,7 @@ impl State {
         };
         let ids = match ids {
             Ids::One(id) => vec![id],
-            Ids::Many(v) => v,
+            Ids::Many(v) => *v,
         };
         let mut out = Vec::with_capacity(ids.len());
         let mut kept = Vec::new();
@@ -516,7 +571,7 @@ impl State {
                 self.pids.insert(pid, Ids::One(kept[0]));
             }
             _ => {
-                self.pids.insert(pid, Ids::Many(kept));
+                self.pids.insert(pid, Ids::Many(Box::new(kept)));
             }
         }
         out
@@ -552,12 +607,7 @@ impl State {
             phx_ref,
             Some(old.presence.phx_ref),
         );
-        let me_slot = self.slot_mut(ME);
-        me_slot.owned.remove(&old_dot);
-        me_slot.owned.insert(dot, id);
-        let el = self.elements[id as usize]
-            .as_mut()
-            .expect("found element exists");
+        let el = self.elements.get_mut(id).expect("found element exists");
         el.dot = dot;
         el.presence = presence.clone();
         let pos = el.topic_pos as usize;
@@ -785,11 +835,7 @@ impl State {
             snap.context.insert(r.clone(), slot.clock);
             let part = Part {
                 cloud: slot.cloud.clone(),
-                values: slot
-                    .owned
-                    .iter()
-                    .map(|(&d, &id)| (d, self.element(id).entry()))
-                    .collect(),
+                values: self.dots_of(s).map(|(d, e)| (d, e.entry())).collect(),
             };
             if !part.cloud.is_empty() || !part.values.is_empty() {
                 snap.parts.insert(r.clone(), part);
@@ -800,13 +846,28 @@ impl State {
 
     // ---------------------------------------------------------------- membership
 
+    /// The elements of replica slot `s` with their dots (our own are found by a scan, others
+    /// through their dot index).
+    fn dots_of(&self, s: u32) -> Box<dyn Iterator<Item = (u64, &Element)> + '_> {
+        if s == ME {
+            Box::new(
+                self.elements
+                    .iter()
+                    .filter(|(_, e)| e.slot == ME)
+                    .map(|(_, e)| (e.dot, e)),
+            )
+        } else {
+            Box::new(
+                self.slot(s)
+                    .owned
+                    .iter()
+                    .map(|(&d, &id)| (d, self.element(id))),
+            )
+        }
+    }
+
     fn owned_entries(&self, s: u32) -> Vec<Entry> {
-        let mut v: Vec<(u64, Entry)> = self
-            .slot(s)
-            .owned
-            .iter()
-            .map(|(&d, &id)| (d, self.element(id).entry()))
-            .collect();
+        let mut v: Vec<(u64, Entry)> = self.dots_of(s).map(|(d, e)| (d, e.entry())).collect();
         v.sort_unstable_by_key(|(d, _)| *d);
         v.into_iter().map(|(_, e)| e).collect()
     }
@@ -945,7 +1006,7 @@ impl State {
     pub fn online_list(&self) -> Vec<Entry> {
         self.elements
             .iter()
-            .flatten()
+            .map(|(_, e)| e)
             .filter(|e| self.slot(e.slot).up)
             .map(Element::entry)
             .collect()
@@ -961,24 +1022,25 @@ impl State {
     #[doc(hidden)]
     pub fn assert_consistent(&self) {
         let mut count = 0;
-        for (id, e) in self.elements.iter().enumerate() {
-            let Some(e) = e else { continue };
+        for (id, e) in self.elements.iter() {
             count += 1;
-            let id = id as u32;
             let item = &self.topics[&e.topic].items[e.topic_pos as usize];
             assert_eq!(item.presence, e.presence, "topic index presence");
             assert_eq!(item.slot, e.slot, "topic index slot");
             assert_eq!(item.id, id, "topic index");
             assert!(self.pids[&e.pid].as_slice().contains(&id), "pid index");
             let slot = self.slot(e.slot);
-            assert_eq!(slot.owned.get(&e.dot), Some(&id), "dot index");
+            if e.slot != ME {
+                assert_eq!(slot.owned.get(&e.dot), Some(&id), "dot index");
+            }
             assert!(slot.covers(e.dot), "element dot outside causal context");
         }
         assert_eq!(count, self.len);
         let indexed: usize = self.topics.values().map(|i| i.items.len()).sum();
         assert_eq!(indexed, self.len, "topic index size");
         let owned: usize = self.slots.iter().flatten().map(|s| s.owned.len()).sum();
-        assert_eq!(owned, self.len, "dot index size");
+        let own = self.elements.iter().filter(|(_, e)| e.slot == ME).count();
+        assert_eq!(owned + own, self.len, "dot index size");
         for (r, &s) in &self.index {
             assert_eq!(&self.slot(s).id, r, "replica index");
         }
