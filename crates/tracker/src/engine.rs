@@ -4,7 +4,7 @@
 //! [`Engine`] bundles the pieces a shard replica needs: the CRDT [`State`], the bookkeeping of remote
 //! [`Replicas`], the delta [`Generations`] and the [`ClockSet`] of clocks heard since the last
 //! transfer decision. It performs no I/O and reads no clock: the running shard
-//! ([`crate::shard`]) feeds it ticks and decoded messages with a timestamp and sends what it returns;
+//! (`shard.rs`) feeds it ticks and decoded messages with a timestamp and sends what it returns;
 //! the property tests feed it a simulated network and a simulated clock.
 //!
 //! # The tick (every `broadcast_period`)

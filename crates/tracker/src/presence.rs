@@ -49,7 +49,7 @@ pub enum MetaError {
 /// The application's metadata of one presence: a JSON object stored as compact text.
 ///
 /// `phx_ref` and `phx_ref_prev` are never part of it: they live beside it in [`Presence`] and are
-/// added when the meta is rendered ([`Presence::meta_json`]). Keys of those names given by the
+/// added when the meta is rendered ([`PresenceInfo::meta_json`]). Keys of those names given by the
 /// application are dropped, as Phoenix overwrites them.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Meta(Arc<str>);
@@ -229,7 +229,7 @@ impl PresenceInfo {
         out.push('}');
     }
 
-    /// The meta with refs as JSON text (see [`Presence::write_meta_json`]).
+    /// The meta with refs as JSON text (see [`PresenceInfo::write_meta_json`]).
     pub fn meta_json(&self) -> String {
         let mut out = String::with_capacity(self.meta.as_json().len() + 60);
         self.write_meta_json(&mut out);
