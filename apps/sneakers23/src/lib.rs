@@ -19,8 +19,10 @@
 //! - [`web`]: pages, checkout, assets, control API, health and metrics on one [`web::AppState`];
 //! - [`sockets`]: the ProductSocket with its `product:*` and `cart:*` channels;
 //! - [`notifier`]: inventory changes to browsers; [`tokens`]: the signed cart and control token;
-//! - [`control`]: the operator CLI's client of the control API.
+//! - [`control`]: the operator CLI's client of the control API;
+//! - [`admin`]: the admin dashboard of live shoppers (CartTracker presence and its aggregate).
 
+pub mod admin;
 pub mod cart;
 pub mod checkout;
 pub mod config;

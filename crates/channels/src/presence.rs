@@ -80,6 +80,7 @@ impl Tracked {
 struct Broadcaster {
     endpoint: Endpoint,
     fetch: Option<Arc<dyn Fetch>>,
+    observer: Option<Arc<dyn DiffHandler>>,
 }
 
 impl DiffHandler for Broadcaster {
@@ -88,9 +89,17 @@ impl DiffHandler for Broadcaster {
             let joins = changes.joins.len() as f64;
             let leaves = changes.leaves.len() as f64;
             metrics::gauge!("presence_entries").increment(joins - leaves);
-            let payload = diff_payload(topic, &changes.joins, &changes.leaves, self.fetch.as_deref());
+            let payload = diff_payload(
+                topic,
+                &changes.joins,
+                &changes.leaves,
+                self.fetch.as_deref(),
+            );
             self.endpoint
                 .local_broadcast(topic, PRESENCE_DIFF, &OutPayload::Json(payload));
+        }
+        if let Some(observer) = &self.observer {
+            observer.handle_diff(diff);
         }
     }
 }
@@ -113,9 +122,26 @@ impl Presence {
         options: tracker::Options,
         fetch: Option<Arc<dyn Fetch>>,
     ) -> Result<Presence, tracker::OptionsError> {
+        Self::start_with_observer(endpoint, name, options, fetch, None)
+    }
+
+    /// [`start_with_fetch`](Presence::start_with_fetch) with an `observer` that also receives
+    /// every diff of every topic, in order, right after its `presence_diff` was broadcast: from
+    /// the tracker's diff dispatcher, never while a shard is locked. Because it is attached
+    /// before anything is tracked, replaying what it receives always gives the current lists
+    /// (server-side aggregates are built this way, without listing the presences). Keep it
+    /// quick, as any [`DiffHandler`].
+    pub fn start_with_observer(
+        endpoint: Endpoint,
+        name: &str,
+        options: tracker::Options,
+        fetch: Option<Arc<dyn Fetch>>,
+        observer: Option<Arc<dyn DiffHandler>>,
+    ) -> Result<Presence, tracker::OptionsError> {
         let handler = Arc::new(Broadcaster {
             endpoint: endpoint.clone(),
             fetch: fetch.clone(),
+            observer,
         });
         let tracker = Tracker::start(endpoint.pubsub().clone(), name, options, handler)?;
         Ok(Presence { tracker, fetch })

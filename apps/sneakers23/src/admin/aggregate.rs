@@ -1,0 +1,784 @@
+//! The dashboard's aggregate of the CartTracker: a handful of counters, maintained from the
+//! tracker's diffs, instead of 100k presences in every admin's browser.
+//!
+//! # Why
+//!
+//! Phoenix's dashboard (spec §14.5) receives the whole CartTracker as `presence_state` and then
+//! every `presence_diff`, and counts in the browser. With 100k carts the state is megabytes and
+//! every `add_item` of any shopper is a diff sent to every admin. The dashboard only shows a
+//! few numbers, so this module computes them on the server:
+//!
+//! - **shoppers**: distinct keys (cart ids) with at least one meta;
+//! - **tabs**: metas (one per tracked cart channel, i.e. per open tab);
+//! - **pages**: per `page` value, the number of metas on it, over all metas of all keys (a
+//!   shopper with two tabs on two pages counts on both, as in the book); a `null` page is its own
+//!   bucket (shown as "(unknown)");
+//! - **carts** per item: for each key, the items of its **first** meta only, as the book does
+//!   (the tabs of a cart are kept in sync, so any meta would do; first is defined below); an item
+//!   counts once per cart;
+//! - **stock** (available count and level) per item and **released** per product, from the
+//!   inventory cache, so the dashboard follows releases and sales live (§19.9).
+//!
+//! # Incremental, from diffs
+//!
+//! [`CartAggregate::apply`] takes one [`TopicDiff`] of the tracker: joins first, then leaves, the
+//! order phoenix.js `Presence.syncDiff` uses, which is what makes an update (a join of the new
+//! meta and a leave of the old one in the same diff) a replacement. Every operation is a few hash
+//! lookups and the parsing of one small meta: the cost does not depend on how many carts are
+//! tracked, and the full presence list is never read.
+//!
+//! **First meta.** Per key, metas are kept in the order they joined (an update's new meta joins
+//! last); the first is the oldest one still present. This is exactly the order phoenix.js keeps
+//! `metas` in when it follows the same diff stream, so the counts equal what the book's
+//! dashboard would show. [`Counts::recompute`] states the definition over a full list in join
+//! order, and the property tests check that the incremental counters always equal it.
+//!
+//! # Publishing: `aggregate` then `aggregate_delta`
+//!
+//! The counters change with every diff; admins get them at a bounded rate. The caller (the
+//! dashboard task) calls [`CartAggregate::publish`] on a timer: when anything changed since the
+//! last call it returns an [`AggregateDelta`] with a new sequence number and **only the entries
+//! whose value changed**, as absolute values; otherwise `None`. An admin that joins gets
+//! [`CartAggregate::snapshot`]: the state as of the last publication (never the unpublished
+//! changes, so that the next delta applies to it exactly) with its sequence number, plus the
+//! history of shopper counts for the chart. A client applies a delta whose `seq` is its own + 1,
+//! ignores older ones and asks for a new snapshot on a gap.
+//!
+//! The payloads are small and bounded whatever the number of carts: at most [`MAX_PAGES`] page
+//! buckets (later pages are counted in `other_pages`), page labels cut at [`MAX_PAGE_LEN`] bytes,
+//! counts only for the items of the catalog, [`HISTORY_LEN`] history points.
+//!
+//! ```text
+//! aggregate:       {"seq":7,"at":1700000000000,"shoppers":2,"tabs":3,
+//!                   "pages":[["/",2],[null,1]],"other_pages":0,
+//!                   "carts":{"1":2,"14":1},
+//!                   "stock":{"1":{"available":540,"level":"high"}, ...},
+//!                   "released":{"1":true,"2":false},
+//!                   "history":{"step_ms":2000,"end":1700000000000,"shoppers":[0,1,2]}}
+//! aggregate_delta: {"seq":8,"at":1700000000250,"shoppers":3,"pages":[["/",3]],"carts":{"1":3}}
+//! ```
+//!
+//! In a snapshot `carts` lists non-zero counts only (every other catalog item is 0); in a delta a
+//! changed count may be 0 and a page whose count became 0 is gone. Map keys are item and product
+//! ids as strings (JSON object keys). A delta carries `shoppers`, `tabs`, `pages`, `other_pages`,
+//! `carts`, `stock` and `released` only when they changed.
+//!
+//! This module is pure: no clock (times are arguments), no I/O, no locks.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use serde_json::Value;
+use tracker::{Key, Meta, PhxRef, Presence, TopicDiff};
+
+use crate::inventory::InventorySnapshot;
+use crate::level::AvailabilityLevel;
+use crate::model::{ItemId, ProductId};
+
+/// Most distinct page buckets reported; tabs on further pages count in `other_pages`.
+pub const MAX_PAGES: usize = 64;
+/// Longest page label kept, in bytes (longer ones are cut at a character boundary).
+pub const MAX_PAGE_LEN: usize = 120;
+/// Interval of the shopper-count history, in milliseconds.
+pub const HISTORY_STEP_MS: i64 = 2_000;
+/// Points kept in the shopper-count history (ten minutes at [`HISTORY_STEP_MS`]).
+pub const HISTORY_LEN: usize = 300;
+
+/// Where a tab's page was counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PageSlot {
+    /// The meta's page was `null` (or missing, or not a string).
+    Null,
+    /// A named page bucket.
+    Named(Arc<str>),
+    /// All buckets were taken when the tab joined.
+    Other,
+}
+
+/// What one meta (one tab) contributes.
+#[derive(Debug)]
+struct Tab {
+    phx_ref: PhxRef,
+    page: PageSlot,
+    items: Box<[ItemId]>,
+}
+
+/// The fields of a cart meta the dashboard reads (spec §14.4: `{page_loaded_at, page, items}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CartMeta {
+    /// The tab's page, `None` for `null`; cut at [`MAX_PAGE_LEN`] bytes.
+    pub page: Option<String>,
+    /// The cart's distinct item ids, ascending.
+    pub items: Vec<ItemId>,
+}
+
+impl CartMeta {
+    /// Reads a meta leniently: a missing or non-string `page` is `null`; `items` entries that are
+    /// not integers are skipped; a meta that is not even an object counts as an empty cart with
+    /// no page (the tab still counts as a shopper).
+    pub fn parse(meta: &Meta) -> CartMeta {
+        #[derive(serde::Deserialize)]
+        struct Fast<'a> {
+            #[serde(default, borrow)]
+            page: Option<&'a str>,
+            #[serde(default)]
+            items: Vec<ItemId>,
+        }
+        let (page, mut items) = match serde_json::from_str::<Fast<'_>>(meta.as_json()) {
+            Ok(fast) => (fast.page.map(str::to_owned), fast.items),
+            Err(_) => {
+                let value = meta.to_value();
+                let page = value.get("page").and_then(Value::as_str).map(str::to_owned);
+                let items = value
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .map(|items| items.iter().filter_map(Value::as_i64).collect())
+                    .unwrap_or_default();
+                (page, items)
+            }
+        };
+        items.sort_unstable();
+        items.dedup();
+        CartMeta {
+            page: page.map(truncate_page),
+            items,
+        }
+    }
+}
+
+fn truncate_page(mut page: String) -> String {
+    if page.len() > MAX_PAGE_LEN {
+        let mut end = MAX_PAGE_LEN;
+        while !page.is_char_boundary(end) {
+            end -= 1;
+        }
+        page.truncate(end);
+    }
+    page
+}
+
+/// The presence counters in a form that is easy to compare: what the dashboard shows about carts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Distinct keys.
+    pub shoppers: u64,
+    /// Metas.
+    pub tabs: u64,
+    /// Metas per page bucket (`None` = null page); zero counts are absent.
+    pub pages: BTreeMap<Option<String>, u64>,
+    /// Metas on pages beyond the [`MAX_PAGES`] buckets.
+    pub other_pages: u64,
+    /// Keys whose first meta holds the item, per item id (every id, catalog or not); zero counts
+    /// are absent.
+    pub carts: BTreeMap<ItemId, u64>,
+}
+
+impl Counts {
+    /// The definition of the counters, computed from scratch: `presences` are the tracked metas
+    /// in the order they joined (an updated meta counts as joining when it was updated). Page
+    /// buckets are not capped here: with more than [`MAX_PAGES`] distinct pages the incremental
+    /// counters put the excess in `other_pages`, depending on arrival order.
+    pub fn recompute<'a>(presences: impl IntoIterator<Item = &'a Presence>) -> Counts {
+        let mut counts = Counts::default();
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+        for presence in presences {
+            let meta = CartMeta::parse(&presence.meta);
+            counts.tabs += 1;
+            *counts.pages.entry(meta.page).or_default() += 1;
+            if seen.insert(&presence.key) {
+                counts.shoppers += 1;
+                for item in meta.items {
+                    *counts.carts.entry(item).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+}
+
+/// Stock of one item as the dashboard shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stock {
+    /// Units left according to this node's inventory cache.
+    pub available: i32,
+    /// The level shoppers see.
+    pub level: AvailabilityLevel,
+}
+
+/// The whole dashboard state as last sent (or to be sent) to admins.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct View {
+    shoppers: u64,
+    tabs: u64,
+    pages: BTreeMap<Option<Arc<str>>, u64>,
+    other_pages: u64,
+    carts: BTreeMap<ItemId, u64>,
+    stock: BTreeMap<ItemId, Stock>,
+    released: BTreeMap<ProductId, bool>,
+}
+
+/// The item catalog and its live stock, from the inventory cache.
+#[derive(Debug, Clone, Default)]
+struct Catalog {
+    stock: BTreeMap<ItemId, Stock>,
+    released: BTreeMap<ProductId, bool>,
+}
+
+/// Shopper counts sampled every [`HISTORY_STEP_MS`], newest last.
+#[derive(Debug, Clone, Default)]
+struct History {
+    points: VecDeque<u64>,
+    end: i64,
+}
+
+/// The `aggregate` payload: the full dashboard state as of delta `seq` (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AggregateSnapshot {
+    /// Sequence number of the last delta this state includes (0 before the first).
+    pub seq: u64,
+    /// Server time of that state, Unix milliseconds.
+    pub at: i64,
+    /// Distinct carts.
+    pub shoppers: u64,
+    /// Tracked tabs.
+    pub tabs: u64,
+    /// `[page or null, tabs]`, by page.
+    pub pages: Vec<(Option<Arc<str>>, u64)>,
+    /// Tabs on pages beyond the page buckets.
+    pub other_pages: u64,
+    /// Carts per catalog item, non-zero counts only.
+    pub carts: BTreeMap<ItemId, u64>,
+    /// Stock per catalog item.
+    pub stock: BTreeMap<ItemId, Stock>,
+    /// Release state per product.
+    pub released: BTreeMap<ProductId, bool>,
+    /// Recent shopper counts, for the chart.
+    pub history: HistoryPayload,
+}
+
+/// The shopper-count history in a snapshot: `shoppers[i]` was sampled at
+/// `end - (len - 1 - i) * step_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryPayload {
+    /// Sampling interval, milliseconds.
+    pub step_ms: i64,
+    /// Time of the last sample, Unix milliseconds (0 when there is none).
+    pub end: i64,
+    /// Samples, oldest first.
+    pub shoppers: Vec<u64>,
+}
+
+/// The `aggregate_delta` payload: what changed since delta `seq - 1` (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AggregateDelta {
+    /// This delta's sequence number.
+    pub seq: u64,
+    /// Server time of the new state, Unix milliseconds.
+    pub at: i64,
+    /// New number of distinct carts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shoppers: Option<u64>,
+    /// New number of tabs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tabs: Option<u64>,
+    /// Changed page buckets, `[page or null, tabs]`; 0 removes the bucket.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<(Option<Arc<str>>, u64)>,
+    /// New count of tabs beyond the page buckets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_pages: Option<u64>,
+    /// Changed carts-per-item counts (possibly 0).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub carts: BTreeMap<ItemId, u64>,
+    /// Changed stock entries.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stock: BTreeMap<ItemId, Stock>,
+    /// Changed release states.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub released: BTreeMap<ProductId, bool>,
+}
+
+/// The CartTracker aggregate (see the module docs).
+#[derive(Debug, Default)]
+pub struct CartAggregate {
+    carts: FxHashMap<Key, Vec<Tab>>,
+    tabs: u64,
+    pages: FxHashMap<Arc<str>, u64>,
+    null_page: u64,
+    other_pages: u64,
+    carts_by_item: FxHashMap<ItemId, u64>,
+    catalog: Catalog,
+    /// Whether anything changed since the last publication.
+    dirty: bool,
+    published: View,
+    published_at: i64,
+    seq: u64,
+    history: History,
+    /// Leaves of metas this aggregate never saw joining (should stay 0).
+    unknown_leaves: u64,
+}
+
+impl CartAggregate {
+    /// An empty aggregate with no catalog.
+    pub fn new() -> CartAggregate {
+        CartAggregate::default()
+    }
+
+    /// Applies one diff of the CartTracker topic: joins, then leaves.
+    pub fn apply(&mut self, diff: &TopicDiff) {
+        for presence in &diff.joins {
+            self.join(presence);
+        }
+        for presence in &diff.leaves {
+            self.leave(presence);
+        }
+    }
+
+    /// A meta joined (a new tab, or the new version of an updated one).
+    pub fn join(&mut self, presence: &Presence) {
+        let meta = CartMeta::parse(&presence.meta);
+        let page = self.count_page(meta.page.as_deref());
+        let tab = Tab {
+            phx_ref: presence.phx_ref,
+            page,
+            items: meta.items.into_boxed_slice(),
+        };
+        let tabs = self.carts.entry(presence.key.clone()).or_default();
+        if tabs.iter().any(|t| t.phx_ref == tab.phx_ref) {
+            // The same version twice: the tracker never reports that; keep the counts right.
+            let page = tab.page;
+            self.uncount_page(&page);
+            return;
+        }
+        if tabs.is_empty() {
+            for &item in &tab.items {
+                *self.carts_by_item.entry(item).or_default() += 1;
+            }
+        }
+        tabs.push(tab);
+        self.tabs += 1;
+        self.dirty = true;
+    }
+
+    /// A meta left (a closed tab, or the old version of an updated one).
+    pub fn leave(&mut self, presence: &Presence) {
+        let Some(tabs) = self.carts.get_mut(&presence.key) else {
+            self.unknown_leaves += 1;
+            return;
+        };
+        let Some(position) = tabs.iter().position(|t| t.phx_ref == presence.phx_ref) else {
+            self.unknown_leaves += 1;
+            return;
+        };
+        let tab = tabs.remove(position);
+        if position == 0 {
+            let next = tabs.first().map(|t| &t.items[..]).unwrap_or(&[]);
+            for &item in &tab.items {
+                decrement(&mut self.carts_by_item, &item);
+            }
+            for &item in next {
+                *self.carts_by_item.entry(item).or_default() += 1;
+            }
+        }
+        if tabs.is_empty() {
+            self.carts.remove(&presence.key);
+        }
+        self.uncount_page(&tab.page);
+        self.tabs -= 1;
+        self.dirty = true;
+    }
+
+    fn count_page(&mut self, page: Option<&str>) -> PageSlot {
+        let Some(page) = page else {
+            self.null_page += 1;
+            return PageSlot::Null;
+        };
+        if let Some(count) = self.pages.get_mut(page) {
+            *count += 1;
+            if let Some((label, _)) = self.pages.get_key_value(page) {
+                return PageSlot::Named(label.clone());
+            }
+        }
+        if self.pages.len() >= MAX_PAGES {
+            self.other_pages += 1;
+            return PageSlot::Other;
+        }
+        let label: Arc<str> = Arc::from(page);
+        self.pages.insert(label.clone(), 1);
+        PageSlot::Named(label)
+    }
+
+    fn uncount_page(&mut self, page: &PageSlot) {
+        match page {
+            PageSlot::Null => self.null_page = self.null_page.saturating_sub(1),
+            PageSlot::Other => self.other_pages = self.other_pages.saturating_sub(1),
+            PageSlot::Named(label) => decrement(&mut self.pages, label),
+        }
+    }
+
+    /// Takes the catalog, the stock and the release states from the inventory cache (cheap: one
+    /// entry per item). Items the cache no longer has are dropped from the dashboard.
+    pub fn set_inventory(&mut self, snapshot: &InventorySnapshot) {
+        let mut catalog = Catalog::default();
+        for product in snapshot.products() {
+            catalog
+                .released
+                .insert(product.product.id, product.product.released);
+            for item in &product.items {
+                catalog.stock.insert(
+                    item.id,
+                    Stock {
+                        available: item.available_count,
+                        level: item.level(),
+                    },
+                );
+            }
+        }
+        if catalog.stock != self.catalog.stock || catalog.released != self.catalog.released {
+            self.catalog = catalog;
+            self.dirty = true;
+        }
+    }
+
+    /// The presence counters (for tests and diagnostics).
+    pub fn counts(&self) -> Counts {
+        let mut pages: BTreeMap<Option<String>, u64> = self
+            .pages
+            .iter()
+            .map(|(label, &count)| (Some(label.to_string()), count))
+            .collect();
+        if self.null_page > 0 {
+            pages.insert(None, self.null_page);
+        }
+        Counts {
+            shoppers: self.carts.len() as u64,
+            tabs: self.tabs,
+            pages,
+            other_pages: self.other_pages,
+            carts: self
+                .carts_by_item
+                .iter()
+                .map(|(&item, &count)| (item, count))
+                .collect(),
+        }
+    }
+
+    /// Distinct carts right now.
+    pub fn shoppers(&self) -> u64 {
+        self.carts.len() as u64
+    }
+
+    /// Leaves of metas that never joined; non-zero means the diff stream was incomplete.
+    pub fn unknown_leaves(&self) -> u64 {
+        self.unknown_leaves
+    }
+
+    fn current_view(&self) -> View {
+        let mut pages: BTreeMap<Option<Arc<str>>, u64> = self
+            .pages
+            .iter()
+            .map(|(label, &count)| (Some(label.clone()), count))
+            .collect();
+        if self.null_page > 0 {
+            pages.insert(None, self.null_page);
+        }
+        let carts = self
+            .catalog
+            .stock
+            .keys()
+            .filter_map(|item| {
+                let count = self.carts_by_item.get(item).copied().unwrap_or(0);
+                (count > 0).then_some((*item, count))
+            })
+            .collect();
+        View {
+            shoppers: self.carts.len() as u64,
+            tabs: self.tabs,
+            pages,
+            other_pages: self.other_pages,
+            carts,
+            stock: self.catalog.stock.clone(),
+            released: self.catalog.released.clone(),
+        }
+    }
+
+    /// Publishes the changes since the last call, if any, as the next delta (at `now_ms`).
+    pub fn publish(&mut self, now_ms: i64) -> Option<AggregateDelta> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        let view = self.current_view();
+        let old = &self.published;
+        let delta = AggregateDelta {
+            seq: self.seq + 1,
+            at: now_ms,
+            shoppers: (view.shoppers != old.shoppers).then_some(view.shoppers),
+            tabs: (view.tabs != old.tabs).then_some(view.tabs),
+            pages: changed(&old.pages, &view.pages, 0),
+            other_pages: (view.other_pages != old.other_pages).then_some(view.other_pages),
+            carts: changed(&old.carts, &view.carts, 0).into_iter().collect(),
+            stock: changed_entries(&old.stock, &view.stock),
+            released: changed_entries(&old.released, &view.released),
+        };
+        let empty = delta.shoppers.is_none()
+            && delta.tabs.is_none()
+            && delta.pages.is_empty()
+            && delta.other_pages.is_none()
+            && delta.carts.is_empty()
+            && delta.stock.is_empty()
+            && delta.released.is_empty();
+        if empty {
+            // Changes that cancelled out (a tab opened and closed within one period).
+            return None;
+        }
+        self.seq = delta.seq;
+        self.published = view;
+        self.published_at = now_ms;
+        Some(delta)
+    }
+
+    /// The full state as of the last [`publish`](CartAggregate::publish), with the history.
+    pub fn snapshot(&self) -> AggregateSnapshot {
+        let view = &self.published;
+        AggregateSnapshot {
+            seq: self.seq,
+            at: self.published_at,
+            shoppers: view.shoppers,
+            tabs: view.tabs,
+            pages: view
+                .pages
+                .iter()
+                .map(|(page, &count)| (page.clone(), count))
+                .collect(),
+            other_pages: view.other_pages,
+            carts: view.carts.clone(),
+            stock: view.stock.clone(),
+            released: view.released.clone(),
+            history: HistoryPayload {
+                step_ms: HISTORY_STEP_MS,
+                end: self.history.end,
+                shoppers: self.history.points.iter().copied().collect(),
+            },
+        }
+    }
+
+    /// Records the current shopper count in the history if a step has passed since the last
+    /// sample (call it at least every [`HISTORY_STEP_MS`]). After a long pause the history
+    /// restarts rather than inventing the missing points.
+    pub fn sample_history(&mut self, now_ms: i64) {
+        let history = &mut self.history;
+        if !history.points.is_empty() {
+            let elapsed = now_ms - history.end;
+            if elapsed < HISTORY_STEP_MS {
+                return;
+            }
+            if elapsed >= 2 * HISTORY_STEP_MS * HISTORY_LEN as i64 {
+                history.points.clear();
+            }
+        }
+        history.points.push_back(self.carts.len() as u64);
+        while history.points.len() > HISTORY_LEN {
+            history.points.pop_front();
+        }
+        history.end = now_ms;
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq, Q>(map: &mut FxHashMap<K, u64>, key: &Q)
+where
+    K: std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(count) = map.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// Entries of `new` whose value differs from `old`, and entries of `old` absent from `new` with
+/// the value `absent`.
+fn changed<K: Ord + Clone>(
+    old: &BTreeMap<K, u64>,
+    new: &BTreeMap<K, u64>,
+    absent: u64,
+) -> Vec<(K, u64)> {
+    let mut out: Vec<(K, u64)> = new
+        .iter()
+        .filter(|(key, value)| old.get(*key) != Some(*value))
+        .map(|(key, &value)| (key.clone(), value))
+        .collect();
+    out.extend(
+        old.keys()
+            .filter(|key| !new.contains_key(*key))
+            .map(|key| (key.clone(), absent)),
+    );
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Entries of `new` that are absent from `old` or differ.
+fn changed_entries<K: Ord + Clone, V: PartialEq + Clone>(
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
+) -> BTreeMap<K, V> {
+    new.iter()
+        .filter(|(key, value)| old.get(*key) != Some(*value))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::fixture_with;
+    use serde_json::json;
+
+    fn presence(key: &str, n: u64, meta: Value) -> Presence {
+        let meta = Meta::new(meta).unwrap_or_default();
+        Presence::new(Arc::from(key), meta, PhxRef::new(n, 1, 0), None)
+    }
+
+    fn meta(page: Option<&str>, items: &[ItemId]) -> Value {
+        json!({"page_loaded_at": 1, "page": page, "items": items})
+    }
+
+    fn diff(joins: Vec<Presence>, leaves: Vec<Presence>) -> TopicDiff {
+        TopicDiff { joins, leaves }
+    }
+
+    #[test]
+    fn counts_shoppers_tabs_pages_and_first_meta_items() {
+        let mut agg = CartAggregate::new();
+        let a1 = presence("a", 1, meta(Some("/"), &[1, 2]));
+        let a2 = presence("a", 2, meta(Some("/checkout"), &[1, 2]));
+        let b1 = presence("b", 3, meta(None, &[2]));
+        agg.apply(&diff(vec![a1.clone(), a2.clone(), b1.clone()], vec![]));
+        let counts = agg.counts();
+        assert_eq!(counts.shoppers, 2);
+        assert_eq!(counts.tabs, 3);
+        assert_eq!(
+            counts.pages,
+            BTreeMap::from([
+                (None, 1),
+                (Some("/".to_owned()), 1),
+                (Some("/checkout".to_owned()), 1)
+            ])
+        );
+        assert_eq!(counts.carts, BTreeMap::from([(1, 1), (2, 2)]));
+
+        // Update of a's first tab: the new meta joins last, so a2 becomes first.
+        let a1b = presence("a", 4, meta(Some("/"), &[3, 1, 2]));
+        agg.apply(&diff(vec![a1b.clone()], vec![a1]));
+        assert_eq!(agg.counts().carts, BTreeMap::from([(1, 1), (2, 2)]));
+        agg.apply(&diff(vec![], vec![a2]));
+        assert_eq!(agg.counts().carts, BTreeMap::from([(1, 1), (2, 2), (3, 1)]));
+        agg.apply(&diff(vec![], vec![a1b, b1]));
+        assert_eq!(agg.counts(), Counts::default());
+        assert_eq!(agg.unknown_leaves(), 0);
+    }
+
+    #[test]
+    fn lenient_meta_parsing() {
+        let m = Meta::new(json!({"page": 3, "items": [1, "x", 1, 2.5, -4]})).unwrap_or_default();
+        assert_eq!(
+            CartMeta::parse(&m),
+            CartMeta {
+                page: None,
+                items: vec![-4, 1]
+            }
+        );
+        let m = Meta::new(json!({"page": "/caf\u{e9}\"", "items": [2, 1]})).unwrap_or_default();
+        assert_eq!(
+            CartMeta::parse(&m),
+            CartMeta {
+                page: Some("/caf\u{e9}\"".to_owned()),
+                items: vec![1, 2]
+            }
+        );
+        let long = "é".repeat(100);
+        let m = Meta::new(json!({ "page": long })).unwrap_or_default();
+        let page = CartMeta::parse(&m).page.unwrap_or_default();
+        assert!(page.len() <= MAX_PAGE_LEN && page.len() >= MAX_PAGE_LEN - 1);
+        assert_eq!(CartMeta::parse(&Meta::empty()), CartMeta::default());
+    }
+
+    #[test]
+    fn pages_beyond_the_cap_count_as_other() {
+        let mut agg = CartAggregate::new();
+        let tabs: Vec<Presence> = (0..MAX_PAGES as u64 + 3)
+            .map(|n| presence(&format!("k{n}"), n, meta(Some(&format!("/p{n}")), &[])))
+            .collect();
+        agg.apply(&diff(tabs.clone(), vec![]));
+        let counts = agg.counts();
+        assert_eq!(counts.pages.len(), MAX_PAGES);
+        assert_eq!(counts.other_pages, 3);
+        agg.apply(&diff(vec![], tabs));
+        assert_eq!(agg.counts(), Counts::default());
+    }
+
+    #[test]
+    fn deltas_carry_only_changes_and_snapshots_the_published_state() {
+        let mut agg = CartAggregate::new();
+        agg.set_inventory(&fixture_with(true));
+        let first = agg.publish(10);
+        let first = first
+            .as_ref()
+            .map(|d| (d.seq, d.stock.len(), d.released.len()));
+        assert_eq!(first, Some((1, 3, 2)));
+        assert_eq!(agg.publish(20), None, "nothing changed");
+
+        let a = presence("a", 1, meta(Some("/"), &[1, 99]));
+        agg.apply(&diff(vec![a.clone()], vec![]));
+        let delta = agg.publish(30);
+        let json = delta.as_ref().map(serde_json::to_value);
+        assert_eq!(
+            json.and_then(Result::ok),
+            Some(json!({"seq": 2, "at": 30, "shoppers": 1, "tabs": 1,
+                        "pages": [["/", 1]], "carts": {"1": 1}}))
+        );
+        // A tab that opens and closes within one period publishes nothing.
+        let b = presence("b", 2, meta(None, &[2]));
+        agg.apply(&diff(vec![b.clone()], vec![]));
+        let snapshot = agg.snapshot();
+        assert_eq!((snapshot.seq, snapshot.shoppers), (2, 1));
+        agg.apply(&diff(vec![], vec![b]));
+        assert_eq!(agg.publish(40), None);
+
+        agg.apply(&diff(vec![], vec![a]));
+        let delta = agg.publish(50).map(|d| serde_json::to_value(d).ok());
+        assert_eq!(
+            delta.flatten(),
+            Some(json!({"seq": 3, "at": 50, "shoppers": 0, "tabs": 0,
+                        "pages": [["/", 0]], "carts": {"1": 0}}))
+        );
+        let snapshot = serde_json::to_value(agg.snapshot()).ok();
+        assert_eq!(
+            snapshot
+                .as_ref()
+                .map(|s| (s["seq"].clone(), s["carts"].clone())),
+            Some((json!(3), json!({})))
+        );
+    }
+
+    #[test]
+    fn history_samples_once_per_step() {
+        let mut agg = CartAggregate::new();
+        agg.sample_history(0);
+        agg.sample_history(HISTORY_STEP_MS - 1);
+        agg.apply(&diff(vec![presence("a", 1, meta(None, &[]))], vec![]));
+        agg.sample_history(HISTORY_STEP_MS);
+        let h = agg.snapshot().history;
+        assert_eq!((h.end, h.shoppers), (HISTORY_STEP_MS, vec![0, 1]));
+        for n in 0..(HISTORY_LEN as i64 + 5) {
+            agg.sample_history(HISTORY_STEP_MS * (n + 2));
+        }
+        assert_eq!(agg.snapshot().history.shoppers.len(), HISTORY_LEN);
+        agg.sample_history(i64::MAX / 2);
+        assert_eq!(agg.snapshot().history.shoppers, vec![1]);
+    }
+}

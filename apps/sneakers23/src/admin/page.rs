@@ -1,0 +1,153 @@
+//! `GET /admin`: the dashboard page (spec §14.2), and its embedded script and stylesheet.
+//!
+//! The page is rendered from this node's inventory cache: one block per product with a line
+//! per size, `Size <size>: <N> in cart / <M> available`, whose numbers `admin.js` keeps live
+//! (`#admin-item-cart-count-<id>`, `#admin-item-available-<id>`), and "Not released." for
+//! unreleased products (the size lines are rendered hidden and shown on release). It embeds a
+//! fresh admin token as `window.adminToken`; `admin.js` (no build step, ES module importing the
+//! official client from `/js/phoenix.mjs`) connects `/admin_socket` with it and joins
+//! `admin:dashboard`. With `?presence=1` it also joins `admin:cart_tracker` and exposes the
+//! phoenix.js `Presence` as `window.presence`, as the book's dashboard did.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use channels::token::Signer;
+
+use super::{ADMIN_TOKEN_DATA, auth};
+use crate::inventory::CompleteProduct;
+use crate::web::AppState;
+
+/// The dashboard script.
+pub const ADMIN_JS: &str = include_str!("../../assets/admin.js");
+/// The dashboard stylesheet.
+pub const ADMIN_CSS: &str = include_str!("../../assets/admin.css");
+
+/// State of the admin page routes.
+#[derive(Clone)]
+pub struct PageState {
+    /// The application.
+    pub app: AppState,
+    /// Signs admin tokens.
+    pub signer: Signer,
+}
+
+/// The dashboard page.
+#[derive(Template)]
+#[template(path = "admin.html")]
+pub struct AdminPage<'a> {
+    /// Products in display order.
+    pub products: Vec<&'a CompleteProduct>,
+    /// The admin token as a JavaScript string literal.
+    pub token_js: String,
+}
+
+/// A string as a JavaScript literal that is safe inside an inline `<script>`.
+fn js_string(value: &str) -> String {
+    serde_json::Value::String(value.to_owned())
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// `GET /admin`: 401 with a Basic challenge without the admin credentials, the page otherwise.
+pub async fn show(State(state): State<PageState>, headers: HeaderMap) -> Response {
+    if !auth::is_authorized(&headers, &state.app.admin) {
+        return auth::unauthorized();
+    }
+    let token = match state.signer.sign_string(ADMIN_TOKEN_DATA) {
+        Ok(token) => token,
+        Err(error) => {
+            tracing::error!(%error, "could not sign an admin token");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not sign an admin token\n",
+            )
+                .into_response();
+        }
+    };
+    let snapshot = state.app.inventory.snapshot();
+    let page = AdminPage {
+        products: snapshot.products().collect(),
+        token_js: js_string(&token),
+    };
+    match page.render() {
+        Ok(html) => {
+            let mut response = Html(html).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store, must-revalidate"),
+            );
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "admin page did not render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "admin page did not render\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /js/admin.js`.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", ADMIN_JS)
+}
+
+/// `GET /css/admin.css`.
+pub async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", ADMIN_CSS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::fixture_with;
+
+    #[test]
+    fn renders_released_and_unreleased_products() -> Result<(), askama::Error> {
+        let released = fixture_with(true);
+        let page = AdminPage {
+            products: released.products().collect(),
+            token_js: js_string("SFMyNTY.x</script>"),
+        };
+        let html = page.render()?;
+        assert!(html.contains("window.adminToken = \"SFMyNTY.x\\u003c/script\\u003e\";"));
+        assert!(html.contains("id=\"admin-item-cart-count-1\""));
+        assert!(html.contains("id=\"admin-item-available-3\">3<"));
+        assert!(!html.contains("<p class=\"product-soon-1\">"));
+        let unreleased = fixture_with(false);
+        let html = AdminPage {
+            products: unreleased.products().collect(),
+            token_js: js_string("t"),
+        }
+        .render()?;
+        assert!(html.contains("<p class=\"product-soon-1\">Not released.</p>"));
+        Ok(())
+    }
+}
