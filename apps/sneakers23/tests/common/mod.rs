@@ -6,6 +6,9 @@
 //! test creates its own database `s23_test_<random>` and drops it when done, even on panic.
 #![allow(dead_code)]
 
+/// A real node, an HTTP client and a WebSocket client for the web tests.
+pub mod web;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,379 @@
+//! Fixtures of the web tests: a real node started in-process on a free port, a minimal HTTP/1.1
+//! client that keeps the session cookie, and a Phoenix V2 WebSocket client.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sneakers23::cart::CartSigner;
+use sneakers23::model::ItemId;
+use sneakers23::node::{self, Node, NodeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::{Backend, EVENT_TIMEOUT, Fixture, TestDb, insert_fixture};
+
+/// How long a test waits to be sure something does *not* happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// A node over a fresh database holding the §18.1 fixture.
+pub struct TestNode {
+    /// The running node.
+    pub node: Node,
+    /// Fixture ids.
+    pub fx: Fixture,
+    /// The database (kept alive for the node).
+    pub db: TestDb,
+}
+
+impl TestNode {
+    /// A node over the fixture with both products `released` or not.
+    pub async fn start(backend: Backend, released: bool) -> Self {
+        Self::start_with(backend, released, |_| {}).await
+    }
+
+    /// Same, with the configuration adjusted by `configure`.
+    pub async fn start_with(
+        backend: Backend,
+        released: bool,
+        configure: impl FnOnce(&mut NodeConfig),
+    ) -> Self {
+        let db = TestDb::new(backend).await;
+        let fx = insert_fixture(&db.db, released).await;
+        let mut config = NodeConfig::for_tests(&db.url);
+        configure(&mut config);
+        let node = node::start(config).await.expect("starting the node");
+        Self { node, fx, db }
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.node.addr()
+    }
+
+    /// A signed cart token of `ids`, as the node signs them.
+    pub fn serialized(&self, ids: &[ItemId]) -> String {
+        self.node.state().cart_signer.sign(ids)
+    }
+
+    /// A browser-like HTTP client for this node.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            addr: self.addr(),
+            cookie: None,
+        }
+    }
+
+    /// A WebSocket connected to `/product_socket`.
+    pub async fn socket(&self) -> PhxSocket {
+        PhxSocket::connect(self.addr()).await
+    }
+
+    /// Available count of an item in the database.
+    pub async fn db_count(&self, item_id: ItemId) -> i32 {
+        self.db
+            .db
+            .get_availability(item_id)
+            .await
+            .expect("reading availability")
+            .map_or(0, |a| a.available_count)
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Response {
+    /// The first header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal browser: one request per connection, keeps the session cookie.
+pub struct Browser {
+    addr: SocketAddr,
+    /// `name=value` of the session cookie, once the server set one.
+    pub cookie: Option<String>,
+}
+
+impl Browser {
+    /// `GET path`.
+    pub async fn get(&mut self, path: &str) -> Response {
+        self.request("GET", path, None).await
+    }
+
+    /// `POST path` with an urlencoded form.
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        self.request("POST", path, Some(body.join("&"))).await
+    }
+
+    /// Any request; stores a `Set-Cookie` for later requests.
+    pub async fn request(&mut self, method: &str, path: &str, form: Option<String>) -> Response {
+        let response = raw_request(self.addr, method, path, self.cookie.as_deref(), form, &[]).await;
+        if let Some(set) = response.header("set-cookie") {
+            self.cookie = set.split(';').next().map(str::to_owned);
+        }
+        response
+    }
+}
+
+/// Percent-encodes a form value.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Sends one request and reads the whole response.
+pub async fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<String>,
+    extra_headers: &[(&str, &str)],
+) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connecting");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(cookie) = cookie {
+        head.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    for (name, value) in extra_headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = form.unwrap_or_default();
+    if method == "POST" {
+        head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(head.as_bytes()).await.expect("writing");
+    let mut raw = Vec::new();
+    tokio::time::timeout(EVENT_TIMEOUT, stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("reading");
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("end of headers");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    out
+}
+
+/// The value of `window.cartId` in a page.
+pub fn cart_id_of(page: &str) -> String {
+    let start = page.find("window.cartId = \"").expect("window.cartId in the page") + 17;
+    let end = page[start..].find('"').expect("end of the cart id") + start;
+    page[start..end].to_owned()
+}
+
+/// The value of the hidden input `name` in a page.
+pub fn hidden_input(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("input {name} in {page}")) + marker.len();
+    let end = page[start..].find('"').expect("end of the value") + start;
+    page[start..end].to_owned()
+}
+
+/// A Phoenix Channels client speaking the V2 JSON protocol.
+pub struct PhxSocket {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_ref: u64,
+    join_refs: std::collections::HashMap<String, String>,
+    /// Frames received but not consumed yet.
+    pending: VecDeque<Value>,
+}
+
+impl PhxSocket {
+    /// Connects to `/product_socket/websocket?vsn=2.0.0`.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self::connect_to(addr, "/product_socket/websocket?vsn=2.0.0")
+            .await
+            .expect("websocket connect")
+    }
+
+    /// Connects to `path_and_query` (e.g. `/admin_socket/websocket?vsn=2.0.0&token=…`); a
+    /// refused connect is the handshake's error (`Http` with the status).
+    pub async fn connect_to(
+        addr: SocketAddr,
+        path_and_query: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("ws://{addr}{path_and_query}");
+        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self {
+            ws,
+            next_ref: 0,
+            join_refs: Default::default(),
+            pending: VecDeque::new(),
+        })
+    }
+
+    async fn send(&mut self, topic: &str, event: &str, payload: Value, join: bool) -> String {
+        self.next_ref += 1;
+        let ref_ = self.next_ref.to_string();
+        if join {
+            self.join_refs.insert(topic.to_owned(), ref_.clone());
+        }
+        let join_ref = self.join_refs.get(topic).cloned();
+        let frame = json!([join_ref, ref_, topic, event, payload]);
+        self.ws
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("sending a frame");
+        ref_
+    }
+
+    async fn recv(&mut self, deadline: tokio::time::Instant) -> Option<Value> {
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??;
+            match next.expect("websocket frame") {
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(text.as_str()).expect("JSON frame"));
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    async fn reply(&mut self, topic: &str, ref_: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        if let Some(pos) = self.pending.iter().position(|f| is_reply(f, topic, ref_)) {
+            return self.pending.remove(pos).map(|f| f[4].clone()).unwrap_or_default();
+        }
+        while let Some(frame) = self.recv(deadline).await {
+            if is_reply(&frame, topic, ref_) {
+                return frame[4].clone();
+            }
+            self.pending.push_back(frame);
+        }
+        panic!("no reply to ref {ref_} on {topic}; received {:?}", self.pending);
+    }
+
+    /// Joins `topic`; returns the reply `{status, response}`.
+    pub async fn join(&mut self, topic: &str, params: Value) -> Value {
+        let ref_ = self.send(topic, "phx_join", params, true).await;
+        self.reply(topic, &ref_).await
+    }
+
+    /// Joins and asserts the reply is ok.
+    pub async fn join_ok(&mut self, topic: &str, params: Value) {
+        let reply = self.join(topic, params).await;
+        assert_eq!(reply["status"], "ok", "join {topic}: {reply}");
+    }
+
+    /// Pushes `event`; returns the reply `{status, response}`.
+    pub async fn push(&mut self, topic: &str, event: &str, payload: Value) -> Value {
+        let ref_ = self.send(topic, event, payload, false).await;
+        self.reply(topic, &ref_).await
+    }
+
+    /// The payload of the next `event` on `topic` (earlier unconsumed frames included).
+    pub async fn expect(&mut self, topic: &str, event: &str) -> Value {
+        self.try_expect(topic, event, EVENT_TIMEOUT)
+            .await
+            .unwrap_or_else(|| panic!("no {event} on {topic}; received {:?}", self.pending))
+    }
+
+    /// Asserts no `event` arrives on `topic` within [`QUIET`].
+    pub async fn expect_none(&mut self, topic: &str, event: &str) {
+        if let Some(payload) = self.try_expect(topic, event, QUIET).await {
+            panic!("unexpected {event} on {topic}: {payload}");
+        }
+    }
+
+    async fn try_expect(&mut self, topic: &str, event: &str, within: Duration) -> Option<Value> {
+        let matches = |f: &Value| f[2] == topic && f[3] == event;
+        if let Some(pos) = self.pending.iter().position(matches) {
+            return self.pending.remove(pos).map(|f| f[4].clone());
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while let Some(frame) = self.recv(deadline).await {
+            if matches(&frame) {
+                return Some(frame[4].clone());
+            }
+            self.pending.push_back(frame);
+        }
+        None
+    }
+}
+
+fn is_reply(frame: &Value, topic: &str, ref_: &str) -> bool {
+    frame[1] == ref_ && frame[2] == topic && frame[3] == "phx_reply"
+}
+
+/// The item ids of a rendered cart payload.
+pub fn item_ids(cart: &Value) -> Vec<i64> {
+    cart["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+/// A 64-character cart id for channel tests.
+pub fn cart_id(n: u8) -> String {
+    format!("{:0>64}", format!("cart{n}"))
+}
