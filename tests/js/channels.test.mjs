@@ -109,7 +109,7 @@ test("join errors and unmatched topics are error replies", async () => {
   assert.deepEqual(refused, { status: "error", response: { reason: "unauthorized" } });
   const unmatched = await outcome(socket.channel("nowhere:1", {}).join());
   assert.deepEqual(unmatched, { status: "error", response: { reason: "unmatched topic" } });
-  const crashed = await outcome(socket.channel("room:crashy", { crash_join: true }).join(500));
+  const crashed = await outcome(socket.channel("room:crashy", { crash_join: true }).join(5000));
   assert.deepEqual(crashed, { status: "error", response: { reason: "join crashed" } });
 });
 
