@@ -269,6 +269,9 @@ enum Command {
     },
     /// Print the running node's cached inventory: products, items, counts and levels.
     Inventory {
+        /// Print the JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -355,9 +358,13 @@ async fn main() -> anyhow::Result<()> {
             let list = node.client()?.get("/ops/presence").await?;
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
-        Command::Inventory { node } => {
+        Command::Inventory { json, node } => {
             let inventory = node.client()?.get("/ops/inventory").await?;
-            print_inventory(&inventory);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inventory)?);
+            } else {
+                print_inventory(&inventory);
+            }
         }
     }
     Ok(())
@@ -425,9 +432,9 @@ fn print_inventory(inventory: &Value) {
         for item in product["items"].as_array().cloned().unwrap_or_default() {
             println!(
                 "  item {:>3}  size {:>4}  {:>5} left  {}",
-                item["id"],
+                item["id"].to_string(),
                 item["size"].as_str().unwrap_or_default(),
-                item["available_count"],
+                item["available_count"].to_string(),
                 item["level"].as_str().unwrap_or_default()
             );
         }

@@ -31,8 +31,11 @@ document.querySelectorAll(".product-listing[data-product-id]").forEach((listing)
   const channel = socket.channel(`product:${productId}`, {});
   channel.on("released", (payload) => onReleased(productId, payload));
   channel.on("stock_change", onStockChange);
+  // data-live marks a listing whose live updates are flowing (styling and tests rely on it).
+  channel.onError(() => delete listing.dataset.live);
   channel
     .join()
+    .receive("ok", () => (listing.dataset.live = "true"))
     .receive("error", (error) => console.error(`join product:${productId} failed`, error));
 });
 
@@ -80,8 +83,11 @@ if (window.cartId) {
     page: location.pathname,
   }));
   cartChannel.on("cart", renderCart);
+  const container = document.getElementById("cart-container");
+  cartChannel.onError(() => container && delete container.dataset.live);
   cartChannel
     .join()
+    .receive("ok", () => container && (container.dataset.live = "true"))
     .receive("error", (error) => console.error("join cart failed", error));
 }
 
