@@ -2,8 +2,11 @@
 //! CartTracker reports (several tabs per cart, null pages, item lists, diffs batched together),
 //! the incrementally maintained counters equal a recomputation from the full presence list.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::admin::apply_delta;
 use proptest::prelude::*;
 use serde_json::json;
 use sneakers23::admin::aggregate::{CartAggregate, Counts};
@@ -188,50 +191,5 @@ fn strip_time(value: &mut serde_json::Value) {
     if let Some(object) = value.as_object_mut() {
         object.remove("at");
         object.remove("history");
-    }
-}
-
-/// The client's delta application (as `admin.js` does it), on the JSON snapshot.
-fn apply_delta(snapshot: &mut serde_json::Value, delta: &serde_json::Value) {
-    snapshot["seq"] = delta["seq"].clone();
-    for field in ["shoppers", "tabs", "other_pages"] {
-        if let Some(value) = delta.get(field) {
-            snapshot[field] = value.clone();
-        }
-    }
-    if let Some(pages) = delta.get("pages").and_then(|p| p.as_array()) {
-        let mut current: Vec<(serde_json::Value, serde_json::Value)> = snapshot["pages"]
-            .as_array()
-            .map(|a| a.iter().map(|p| (p[0].clone(), p[1].clone())).collect())
-            .unwrap_or_default();
-        for page in pages {
-            current.retain(|(label, _)| *label != page[0]);
-            if page[1] != json!(0) {
-                current.push((page[0].clone(), page[1].clone()));
-            }
-        }
-        current.sort_by_key(|(label, _)| label.as_str().map(str::to_owned));
-        snapshot["pages"] = current
-            .into_iter()
-            .map(|(label, count)| json!([label, count]))
-            .collect();
-    }
-    if let Some(carts) = delta.get("carts").and_then(|c| c.as_object()) {
-        for (item, count) in carts {
-            if count == &json!(0) {
-                if let Some(map) = snapshot["carts"].as_object_mut() {
-                    map.remove(item);
-                }
-            } else {
-                snapshot["carts"][item] = count.clone();
-            }
-        }
-    }
-    for field in ["stock", "released"] {
-        if let Some(entries) = delta.get(field).and_then(|e| e.as_object()) {
-            for (key, value) in entries {
-                snapshot[field][key] = value.clone();
-            }
-        }
     }
 }

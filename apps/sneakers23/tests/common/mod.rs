@@ -6,6 +6,8 @@
 //! test creates its own database `s23_test_<random>` and drops it when done, even on panic.
 #![allow(dead_code)]
 
+/// The admin page and socket, and mirrors of the admin streams.
+pub mod admin;
 /// A real node, an HTTP client and a WebSocket client for the web tests.
 pub mod web;
 
