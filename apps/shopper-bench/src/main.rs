@@ -88,7 +88,8 @@ struct RunArgs {
     /// Admin password for --check-admin.
     #[arg(long, env = "ADMIN_PASSWORD", default_value = "password")]
     admin_password: String,
-    /// Fail (exit 1) unless every shopper joined and every add_item was answered ok.
+    /// Fail (exit 1) unless every shopper joined and every first add_item was answered (ok or an
+    /// error reply such as `out_of_stock`).
     #[arg(long)]
     strict: bool,
 }

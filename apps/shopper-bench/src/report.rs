@@ -118,6 +118,8 @@ pub struct Tally {
     pub joined: u64,
     /// Pushes answered ok.
     pub pushes_ok: u64,
+    /// Pushes answered with an error reply (e.g. the item sold out).
+    pub pushes_refused: u64,
     /// Joined shoppers whose connection later dropped.
     pub dropped: u64,
 }
@@ -137,7 +139,12 @@ impl Tally {
             }
             Event::Connect(Err(o)) => self.error("connect", o),
             Event::Join(Err(o)) => self.error("join", o),
-            Event::Push(Err(o)) => self.error("push", o),
+            Event::Push(Err(o)) => {
+                if o == Outcome::Refused {
+                    self.pushes_refused += 1;
+                }
+                self.error("push", o)
+            }
             Event::Dropped => self.dropped += 1,
         }
     }
@@ -162,6 +169,7 @@ impl Tally {
             errors: self.errors.clone(),
             joined: self.joined,
             pushes_ok: self.pushes_ok,
+            pushes_refused: self.pushes_refused,
             dropped: self.dropped,
         }
     }
@@ -182,6 +190,7 @@ impl Tally {
         }
         self.joined += other.joined;
         self.pushes_ok += other.pushes_ok;
+        self.pushes_refused += other.pushes_refused;
         self.dropped += other.dropped;
     }
 
@@ -192,6 +201,7 @@ impl Tally {
             shoppers_joined: self.joined,
             connections_held_at_end: held,
             add_item_answered_ok: self.pushes_ok,
+            add_item_answered: self.pushes_ok + self.pushes_refused,
             dropped_after_join: self.dropped,
             elapsed_s: elapsed.as_secs_f64(),
             joins_per_second: self.joined as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -212,6 +222,7 @@ pub struct WireTally {
     errors: BTreeMap<String, u64>,
     joined: u64,
     pushes_ok: u64,
+    pushes_refused: u64,
     dropped: u64,
 }
 
@@ -226,6 +237,8 @@ pub struct Summary {
     pub connections_held_at_end: u64,
     /// Cart operations answered `ok`.
     pub add_item_answered_ok: u64,
+    /// Cart operations answered at all (`ok` or an error reply such as `out_of_stock`).
+    pub add_item_answered: u64,
     /// Joined shoppers that lost their connection.
     pub dropped_after_join: u64,
     /// Wall time of ramp + hold.
@@ -251,7 +264,11 @@ impl std::fmt::Display for Summary {
             "connections held (end)  {}",
             self.connections_held_at_end
         )?;
-        writeln!(f, "cart operations ok      {}", self.add_item_answered_ok)?;
+        writeln!(
+            f,
+            "cart operations ok      {} (answered {})",
+            self.add_item_answered_ok, self.add_item_answered
+        )?;
         writeln!(f, "dropped after join      {}", self.dropped_after_join)?;
         writeln!(
             f,
