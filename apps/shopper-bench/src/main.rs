@@ -225,11 +225,11 @@ async fn worker(args: RunArgs) -> anyhow::Result<()> {
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let progress = out.clone();
     let (tally, held) = run_here(&args, move |joined| {
-        if joined % 100 == 0 {
-            if let Ok(mut out) = progress.lock() {
-                let line = serde_json::to_string(&WorkerLine::Joined(joined)).unwrap_or_default();
-                let _ = writeln!(out, "{line}");
-            }
+        if joined % 100 == 0
+            && let Ok(mut out) = progress.lock()
+        {
+            let line = serde_json::to_string(&WorkerLine::Joined(joined)).unwrap_or_default();
+            let _ = writeln!(out, "{line}");
         }
     })
     .await?;

@@ -76,10 +76,10 @@ async fn reply_to(ws: &mut Ws, r: u64, limit: Duration) -> Result<String, Outcom
             Some(Ok(_)) => continue,
             Some(Err(_)) => return Err(Outcome::Closed),
         };
-        if let Ok(Received::Reply(reply)) = client::decode(Serializer::V2, FrameKind::Text, data) {
-            if reply.ref_.as_deref() == Some(want.as_str()) {
-                return Ok(reply.status);
-            }
+        if let Ok(Received::Reply(reply)) = client::decode(Serializer::V2, FrameKind::Text, data)
+            && reply.ref_.as_deref() == Some(want.as_str())
+        {
+            return Ok(reply.status);
         }
     }
 }
