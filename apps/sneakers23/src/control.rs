@@ -83,7 +83,10 @@ impl ControlClient {
         }
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port,
             token: token.to_owned(),
         })
@@ -117,28 +120,26 @@ impl ControlClient {
             .await
             .map_err(connect_error)?;
         let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .map_err(connect_error)?;
+        stream.read_to_end(&mut raw).await.map_err(connect_error)?;
         let protocol = |reason: &str| ControlError::Protocol {
             url: self.url.clone(),
             path: path.to_owned(),
             reason: reason.to_owned(),
         };
-        let (status, body) = parse_response(&raw).map_err(|r| protocol(r))?;
+        let (status, body) = parse_response(&raw).map_err(protocol)?;
         let json: Value = if body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&body).map_err(|e| protocol(&format!("body is not JSON: {e}")))?
+            serde_json::from_slice(&body)
+                .map_err(|e| protocol(&format!("body is not JSON: {e}")))?
         };
         if (200..300).contains(&status) {
             Ok(json)
         } else {
-            let message = json
-                .get("error")
-                .and_then(Value::as_str)
-                .map_or_else(|| String::from_utf8_lossy(&body).into_owned(), str::to_owned);
+            let message = json.get("error").and_then(Value::as_str).map_or_else(
+                || String::from_utf8_lossy(&body).into_owned(),
+                str::to_owned,
+            );
             Err(ControlError::Refused {
                 path: path.to_owned(),
                 status,

@@ -349,7 +349,9 @@ async fn main() -> anyhow::Result<()> {
                     answer["sold"], answer["ticks"]
                 );
             } else {
-                println!("selling {per_tick} random items every {tick_ms} ms until gone (see the node's log)");
+                println!(
+                    "selling {per_tick} random items every {tick_ms} ms until gone (see the node's log)"
+                );
             }
         }
         Command::Presence {
@@ -417,7 +419,10 @@ async fn shutdown_signal() {
 }
 
 fn print_inventory(inventory: &Value) {
-    let products = inventory["products"].as_array().cloned().unwrap_or_default();
+    let products = inventory["products"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for product in products {
         let state = if product["released"].as_bool().unwrap_or(false) {
             "released"

@@ -271,7 +271,10 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
 async fn open_database(config: &NodeConfig) -> Result<Db, NodeError> {
     let db = Db::connect_lazy_with(&config.database_url, &config.db_options)?;
     tracing::info!(database = %redact_url(&config.database_url), "opening the database");
-    retry("migrating the database", config.db_retry_max_delay, || db.migrate()).await?;
+    retry("migrating the database", config.db_retry_max_delay, || {
+        db.migrate()
+    })
+    .await?;
     if config.seed_if_empty {
         let products = retry("counting products", config.db_retry_max_delay, || {
             db.count_products()

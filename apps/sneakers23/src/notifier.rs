@@ -71,10 +71,9 @@ impl InventoryNotifier for ChannelNotifier {
     }
 
     fn item_out(&self, item_id: ItemId) {
-        self.endpoint.pubsub().local_broadcast(
-            &item_out_topic(item_id),
-            Bytes::from(item_id.to_string()),
-        );
+        self.endpoint
+            .pubsub()
+            .local_broadcast(&item_out_topic(item_id), Bytes::from(item_id.to_string()));
         metrics::counter!("store_items_sold_out_total").increment(1);
     }
 

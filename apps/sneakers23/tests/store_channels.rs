@@ -73,12 +73,18 @@ async fn cart_joins_need_a_64_byte_id_and_restore_the_serialized_cart() {
     let mut socket = t.socket().await;
     let refused = socket.join("cart:short", json!({})).await;
     assert_eq!(refused["status"], "error", "{refused}");
-    let refused = socket.join(&format!("cart:{}x", cart_id(1)), json!({})).await;
+    let refused = socket
+        .join(&format!("cart:{}x", cart_id(1)), json!({}))
+        .await;
     assert_eq!(refused["status"], "error");
 
     let empty = join_cart(&mut socket, &cart_id(1), json!({})).await;
     assert_eq!(item_ids(&empty), Vec::<i64>::new());
-    assert!(empty["serialized"].as_str().is_some_and(|s| s.starts_with("SFMyNTY.")));
+    assert!(
+        empty["serialized"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("SFMyNTY."))
+    );
 
     let serialized = t.serialized(&[t.fx.i3, t.fx.i1]);
     let restored = join_cart(
@@ -140,7 +146,11 @@ async fn add_item_replies_with_the_cart_or_each_error_of_decision_19() {
         .push(&topic, "add_item", json!({"item_id": t.fx.i1.to_string()}))
         .await;
     assert_eq!(error(&reply).as_deref(), Some("duplicate_item"));
-    for bad in [json!({"item_id": "abc"}), json!({}), json!({"item_id": "999"})] {
+    for bad in [
+        json!({"item_id": "abc"}),
+        json!({}),
+        json!({"item_id": "999"}),
+    ] {
         let reply = socket.push(&topic, "add_item", bad.clone()).await;
         assert_eq!(error(&reply).as_deref(), Some("invalid_item"), "{bad}");
     }
@@ -181,7 +191,10 @@ async fn add_item_replies_with_the_cart_or_each_error_of_decision_19() {
         .await;
     assert_eq!(error(&reply).as_deref(), Some("cart_full"), "{reply}");
     let reply = socket.push(&topic, "explode", json!({})).await;
-    assert_eq!(reply["status"], "error", "unknown events do not crash the channel");
+    assert_eq!(
+        reply["status"], "error",
+        "unknown events do not crash the channel"
+    );
     t.node.shutdown().await;
 }
 
@@ -209,7 +222,10 @@ async fn tabs_share_the_cart_through_cart_updated() {
         .push(&topic, "add_item", json!({"item_id": t.fx.i2.to_string()}))
         .await;
     assert_eq!(item_ids(&added["response"]), [t.fx.i2, t.fx.i3]);
-    assert_eq!(item_ids(&tab1.expect(&topic, "cart").await), [t.fx.i2, t.fx.i3]);
+    assert_eq!(
+        item_ids(&tab1.expect(&topic, "cart").await),
+        [t.fx.i2, t.fx.i3]
+    );
     let metas = presence(&t)[&id]["metas"].clone();
     assert_eq!(metas.as_array().map(Vec::len), Some(2), "one meta per tab");
     for meta in metas.as_array().into_iter().flatten() {
@@ -217,13 +233,21 @@ async fn tabs_share_the_cart_through_cart_updated() {
     }
 
     let removed = tab1
-        .push(&topic, "remove_item", json!({"item_id": t.fx.i3.to_string()}))
+        .push(
+            &topic,
+            "remove_item",
+            json!({"item_id": t.fx.i3.to_string()}),
+        )
         .await;
     assert_eq!(removed["status"], "ok");
     assert_eq!(item_ids(&removed["response"]), [t.fx.i2]);
     assert_eq!(item_ids(&tab2.expect(&topic, "cart").await), [t.fx.i2]);
     let reply = tab1
-        .push(&topic, "remove_item", json!({"item_id": t.fx.i3.to_string()}))
+        .push(
+            &topic,
+            "remove_item",
+            json!({"item_id": t.fx.i3.to_string()}),
+        )
         .await;
     assert_eq!(reply["response"]["error"], "not_found");
     let reply = tab1
@@ -260,7 +284,12 @@ async fn item_out_pushes_the_cart_only_for_items_in_it() {
     let mut socket = t.socket().await;
     let id = cart_id(3);
     let topic = format!("cart:{id}");
-    join_cart(&mut socket, &id, json!({"serialized": t.serialized(&[t.fx.i3])})).await;
+    join_cart(
+        &mut socket,
+        &id,
+        json!({"serialized": t.serialized(&[t.fx.i3])}),
+    )
+    .await;
 
     inventory.sell_item(t.fx.i1).await.expect("sell out i1");
     socket.expect_none(&topic, "cart").await;

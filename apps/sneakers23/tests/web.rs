@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::web::{TestNode, cart_id_of, hidden_input, raw_request};
 use common::Backend;
+use common::web::{TestNode, cart_id_of, hidden_input, raw_request};
 
 const SQLITE: Backend = Backend::Sqlite;
 
@@ -23,8 +23,14 @@ async fn the_product_page_is_never_stored_and_lists_products_in_order() {
     assert!(page.body.contains("<title>Sneakers23</title>"));
     let p2 = page.body.find(&format!("data-product-id=\"{}\"", t.fx.p2));
     let p1 = page.body.find(&format!("data-product-id=\"{}\"", t.fx.p1));
-    assert!(p2.is_some() && p1.is_some() && p2 < p1, "p2 (order 0) first");
-    assert!(page.body.contains(&format!("product-soon-{}\">coming soon...", t.fx.p1)));
+    assert!(
+        p2.is_some() && p1.is_some() && p2 < p1,
+        "p2 (order 0) first"
+    );
+    assert!(
+        page.body
+            .contains(&format!("product-soon-{}\">coming soon...", t.fx.p1))
+    );
     assert!(!page.body.contains("size-container"));
     assert!(page.body.contains("<div id=\"cart-container\"></div>"));
     t.node.shutdown().await;
@@ -68,7 +74,11 @@ async fn a_new_session_gets_a_64_character_cart_id_that_is_kept() {
     let checkout = browser.get("/checkout?serialized_cart=x").await;
     assert_eq!(cart_id_of(&checkout.body), cart_id);
     let other = t.browser().get("/").await;
-    assert_ne!(cart_id_of(&other.body), cart_id, "another browser, another cart");
+    assert_ne!(
+        cart_id_of(&other.body),
+        cart_id,
+        "another browser, another cart"
+    );
     let forged = raw_request(
         t.addr(),
         "GET",
@@ -79,7 +89,10 @@ async fn a_new_session_gets_a_64_character_cart_id_that_is_kept() {
     )
     .await;
     assert_ne!(cart_id_of(&forged.body), cart_id);
-    assert!(forged.header("set-cookie").is_some(), "a forged cookie is replaced");
+    assert!(
+        forged.header("set-cookie").is_some(),
+        "a forged cookie is replaced"
+    );
     t.node.shutdown().await;
 }
 
@@ -102,7 +115,9 @@ async fn the_checkout_page_lists_items_and_flags_sold_out_ones() {
     let t = TestNode::start(SQLITE, true).await;
     let mut browser = t.browser();
     let cart = t.serialized(&[t.fx.i3, t.fx.i1]);
-    let page = browser.get(&format!("/checkout?serialized_cart={cart}")).await;
+    let page = browser
+        .get(&format!("/checkout?serialized_cart={cart}"))
+        .await;
     assert!(page.body.contains("Your Cart"));
     assert!(page.body.contains(&format!("data-item-id=\"{}\"", t.fx.i1)));
     assert!(page.body.contains(&format!("data-item-id=\"{}\"", t.fx.i3)));
@@ -119,9 +134,14 @@ async fn the_checkout_page_lists_items_and_flags_sold_out_ones() {
         .sell_item(t.fx.i1)
         .await
         .expect("selling out i1");
-    let page = browser.get(&format!("/checkout?serialized_cart={cart}")).await;
+    let page = browser
+        .get(&format!("/checkout?serialized_cart={cart}"))
+        .await;
     assert!(page.body.contains("Sorry, this shoe is sold out"));
-    assert!(page.body.contains("disabled>SOME ITEMS NOT AVAILABLE</button>"));
+    assert!(
+        page.body
+            .contains("disabled>SOME ITEMS NOT AVAILABLE</button>")
+    );
     t.node.shutdown().await;
 }
 
@@ -133,7 +153,10 @@ async fn unreleased_items_cannot_be_purchased_from_the_page() {
         .browser()
         .get(&format!("/checkout?serialized_cart={cart}"))
         .await;
-    assert!(page.body.contains("disabled>SOME ITEMS NOT AVAILABLE</button>"));
+    assert!(
+        page.body
+            .contains("disabled>SOME ITEMS NOT AVAILABLE</button>")
+    );
     t.node.shutdown().await;
 }
 
@@ -141,7 +164,9 @@ async fn unreleased_items_cannot_be_purchased_from_the_page() {
 async fn checkout_form(t: &TestNode, ids: &[i64]) -> (common::web::Browser, String, String) {
     let mut browser = t.browser();
     let cart = t.serialized(ids);
-    let page = browser.get(&format!("/checkout?serialized_cart={cart}")).await;
+    let page = browser
+        .get(&format!("/checkout?serialized_cart={cart}"))
+        .await;
     let csrf = hidden_input(&page.body, "_csrf_token");
     (browser, csrf, cart)
 }
@@ -179,9 +204,16 @@ async fn purchasing_an_empty_cart_flashes_your_cart_is_empty() {
     let location = posted.header("location").unwrap_or_default().to_owned();
     assert!(location.starts_with("/checkout"), "{location}");
     let page = browser.get(&location).await;
-    assert!(page.body.contains("Sorry, Your cart is empty."), "{}", page.body);
+    assert!(
+        page.body.contains("Sorry, Your cart is empty."),
+        "{}",
+        page.body
+    );
     let again = browser.get(&location).await;
-    assert!(!again.body.contains("Your cart is empty"), "a flash shows once");
+    assert!(
+        !again.body.contains("Your cart is empty"),
+        "a flash shows once"
+    );
     t.node.shutdown().await;
 }
 
@@ -203,9 +235,15 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
         .await;
     assert_eq!(posted.status, 303);
     let location = posted.header("location").unwrap_or_default().to_owned();
-    assert!(location.starts_with("/checkout?serialized_cart="), "{location}");
+    assert!(
+        location.starts_with("/checkout?serialized_cart="),
+        "{location}"
+    );
     let page = browser.get(&location).await;
-    assert!(page.body.contains("Sorry, Your cart has out-of-stock shoes."));
+    assert!(
+        page.body
+            .contains("Sorry, Your cart has out-of-stock shoes.")
+    );
     assert_eq!(t.db_count(t.fx.i3).await, 3, "nothing sold");
     t.node.shutdown().await;
 
@@ -236,7 +274,10 @@ async fn a_failed_purchase_transaction_flashes_and_sells_nothing() {
         .await;
     let location = posted.header("location").unwrap_or_default().to_owned();
     let page = browser.get(&location).await;
-    assert!(page.body.contains("Sorry, Your purchase could not be completed."));
+    assert!(
+        page.body
+            .contains("Sorry, Your purchase could not be completed.")
+    );
     assert_eq!(t.db_count(t.fx.i3).await, 3, "rolled back");
     t.node.shutdown().await;
 }
@@ -257,7 +298,10 @@ async fn a_valid_purchase_decrements_each_item_once(backend: Backend) {
     assert_eq!(t.db_count(t.fx.i3).await, 2);
     let done = browser.get("/checkout/complete").await;
     assert!(done.body.contains("Order Complete!"));
-    assert!(done.body.contains("localStorage.removeItem(\"storedCart\")"));
+    assert!(
+        done.body
+            .contains("localStorage.removeItem(\"storedCart\")")
+    );
     assert!(done.body.contains("href=\"/\">Go Home</a>"));
     t.node.shutdown().await;
 }
@@ -279,10 +323,21 @@ async fn assets_are_embedded_with_types_and_etags() {
     ] {
         let response = browser.get(path).await;
         assert_eq!(response.status, 200, "{path}");
-        assert_eq!(response.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(
+            response.header("content-type"),
+            Some(content_type),
+            "{path}"
+        );
         let etag = response.header("etag").expect("etag").to_owned();
-        let cached =
-            raw_request(t.addr(), "GET", path, None, None, &[("If-None-Match", &etag)]).await;
+        let cached = raw_request(
+            t.addr(),
+            "GET",
+            path,
+            None,
+            None,
+            &[("If-None-Match", &etag)],
+        )
+        .await;
         assert_eq!(cached.status, 304, "{path}");
     }
     t.node.shutdown().await;
@@ -302,7 +357,11 @@ async fn health_metrics_and_websocket_only_socket() {
     socket.join_ok("product:1", serde_json::json!({})).await;
     let metrics = browser.get("/metrics").await;
     assert_eq!(metrics.status, 200);
-    assert!(metrics.body.contains("channels_joins_total"), "{}", metrics.body);
+    assert!(
+        metrics.body.contains("channels_joins_total"),
+        "{}",
+        metrics.body
+    );
     let longpoll = browser.get("/product_socket/longpoll").await;
     assert_eq!(longpoll.status, 404, "long-polling is disabled");
     t.node.state().db.close().await;
@@ -317,30 +376,38 @@ async fn the_control_api_needs_the_token_and_acts_through_the_node() {
     let state = t.node.state();
     let refused = raw_request(t.addr(), "POST", "/ops/release/1", None, None, &[]).await;
     assert_eq!(refused.status, 401);
-    let client = sneakers23::control::ControlClient::new(
-        &format!("http://{}", t.addr()),
-        &state.ops_token,
-    )
-    .expect("client");
+    let client =
+        sneakers23::control::ControlClient::new(&format!("http://{}", t.addr()), &state.ops_token)
+            .expect("client");
     let released = client
         .post(&format!("/ops/release/{}", t.fx.p1))
         .await
         .expect("release");
     assert_eq!(released["released"], t.fx.p1);
     assert_eq!(
-        state.inventory.snapshot().product(t.fx.p1).map(|p| p.product.released),
+        state
+            .inventory
+            .snapshot()
+            .product(t.fx.p1)
+            .map(|p| p.product.released),
         Some(true)
     );
     let unknown = client.post("/ops/release/999").await;
     assert!(
-        matches!(unknown, Err(sneakers23::control::ControlError::Refused { status: 404, .. })),
+        matches!(
+            unknown,
+            Err(sneakers23::control::ControlError::Refused { status: 404, .. })
+        ),
         "{unknown:?}"
     );
     let sold = client
         .post(&format!("/ops/sell/{}?leave=1", t.fx.i3))
         .await
         .expect("sell");
-    assert_eq!((sold["sold"].as_i64(), sold["available"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(
+        (sold["sold"].as_i64(), sold["available"].as_i64()),
+        (Some(2), Some(1))
+    );
     assert_eq!(t.db_count(t.fx.i3).await, 1);
     let inventory = client.get("/ops/inventory").await.expect("inventory");
     assert_eq!(inventory["products"].as_array().map(Vec::len), Some(2));
@@ -349,7 +416,13 @@ async fn the_control_api_needs_the_token_and_acts_through_the_node() {
         .await
         .expect("reducer");
     assert_eq!(report["sold"], 4, "i1: 1, i2: 2 and i3: 1 unit were left");
-    assert!(state.inventory.snapshot().items().all(|i| i.available_count == 0));
+    assert!(
+        state
+            .inventory
+            .snapshot()
+            .items()
+            .all(|i| i.available_count == 0)
+    );
     let presence = client.get("/ops/presence").await.expect("presence");
     assert_eq!(presence, serde_json::json!({}));
     t.node.shutdown().await;

@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use channels::presence::Presence;
-use channels::server::{
-    Assigns, Channel, ConnectError, ConnectInfo, Params, Routes, Socket,
-};
+use channels::server::{Assigns, Channel, ConnectError, ConnectInfo, Params, Routes, Socket};
 
 use crate::cart::CartSigner;
 use crate::inventory::Inventory;
@@ -62,7 +60,11 @@ impl ProductSocket {
 
 #[async_trait]
 impl Socket for ProductSocket {
-    async fn connect(&self, _params: &Params, _info: &ConnectInfo) -> Result<Assigns, ConnectError> {
+    async fn connect(
+        &self,
+        _params: &Params,
+        _info: &ConnectInfo,
+    ) -> Result<Assigns, ConnectError> {
         Ok(Assigns::none())
     }
 

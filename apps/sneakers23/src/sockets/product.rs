@@ -30,8 +30,17 @@ impl Channel for ProductChannel {
         }
     }
 
-    async fn handle_in(&mut self, event: &str, _payload: Payload, ctx: &mut Context<'_>) -> Outcome {
-        tracing::debug!(topic = ctx.topic(), event, "unexpected event on a product channel");
+    async fn handle_in(
+        &mut self,
+        event: &str,
+        _payload: Payload,
+        ctx: &mut Context<'_>,
+    ) -> Outcome {
+        tracing::debug!(
+            topic = ctx.topic(),
+            event,
+            "unexpected event on a product channel"
+        );
         Reply::error_reason("unknown event").into()
     }
 }

@@ -81,7 +81,10 @@ fn serve(asset: Asset, headers: &HeaderMap) -> Response {
     if matches {
         return (
             StatusCode::NOT_MODIFIED,
-            [(ETAG, tag), (CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+            [
+                (ETAG, tag),
+                (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
         )
             .into_response();
     }
@@ -113,7 +116,11 @@ mod tests {
     #[test]
     fn images_are_pngs_and_scripts_import_the_embedded_client() {
         for asset in ASSETS.iter().filter(|a| a.content_type == "image/png") {
-            assert!(asset.body.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", asset.path);
+            assert!(
+                asset.body.starts_with(b"\x89PNG\r\n\x1a\n"),
+                "{}",
+                asset.path
+            );
         }
         let app_js = ASSETS
             .iter()

@@ -64,8 +64,7 @@ pub async fn purchase(
         .unwrap_or_default();
     let cart = Cart::restore(state.cart_signer.as_ref(), Some(submitted));
     let outcome = purchase_cart(&state.inventory, &cart).await;
-    metrics::counter!("store_checkouts_total", "outcome" => outcome_label(&outcome))
-        .increment(1);
+    metrics::counter!("store_checkouts_total", "outcome" => outcome_label(&outcome)).increment(1);
     match outcome.flash_message() {
         None => {
             if let Some(cart_id) = session.cart_id() {
@@ -134,6 +133,9 @@ mod tests {
             checkout_url("SFMyNTY.ab_c-d.x"),
             "/checkout?serialized_cart=SFMyNTY.ab_c-d.x"
         );
-        assert_eq!(checkout_url("a b&c=/"), "/checkout?serialized_cart=a%20b%26c%3D%2F");
+        assert_eq!(
+            checkout_url("a b&c=/"),
+            "/checkout?serialized_cart=a%20b%26c%3D%2F"
+        );
     }
 }

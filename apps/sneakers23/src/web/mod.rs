@@ -86,10 +86,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let browser = Router::new()
         .route("/", get(pages::index))
-        .route(
-            "/checkout",
-            get(checkout::show).post(checkout::purchase),
-        )
+        .route("/checkout", get(checkout::show).post(checkout::purchase))
         .route("/checkout/complete", get(checkout::complete))
         .layer(from_fn_with_state(state.clone(), session::browser_pipeline));
     let socket = Arc::new(ProductSocket::new(state.channel_deps()));

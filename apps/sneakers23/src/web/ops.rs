@@ -66,11 +66,7 @@ fn db_error(e: &DbError) -> Response {
 }
 
 /// Refuses anything but a loopback client presenting the control token.
-async fn authorize(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

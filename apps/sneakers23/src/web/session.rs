@@ -257,11 +257,20 @@ mod tests {
             ..SessionData::default()
         };
         let set_cookie = keys.cookie(&data).expect("cookie");
-        let pair = set_cookie.to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+        let pair = set_cookie
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
         let other = SessionKeys::new(&"o".repeat(64), false).expect("keys");
         assert_eq!(other.read(&headers_with_cookie(&pair)), None);
         let tampered = pair.replacen('.', ".x", 1);
         assert_eq!(keys.read(&headers_with_cookie(&tampered)), None);
-        assert_eq!(keys.read(&headers_with_cookie("_sneakers_23_key=garbage")), None);
+        assert_eq!(
+            keys.read(&headers_with_cookie("_sneakers_23_key=garbage")),
+            None
+        );
     }
 }

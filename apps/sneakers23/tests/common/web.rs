@@ -129,7 +129,8 @@ impl Browser {
 
     /// Any request; stores a `Set-Cookie` for later requests.
     pub async fn request(&mut self, method: &str, path: &str, form: Option<String>) -> Response {
-        let response = raw_request(self.addr, method, path, self.cookie.as_deref(), form, &[]).await;
+        let response =
+            raw_request(self.addr, method, path, self.cookie.as_deref(), form, &[]).await;
         if let Some(set) = response.header("set-cookie") {
             self.cookie = set.split(';').next().map(str::to_owned);
         }
@@ -225,7 +226,10 @@ fn dechunk(mut rest: &str) -> String {
 
 /// The value of `window.cartId` in a page.
 pub fn cart_id_of(page: &str) -> String {
-    let start = page.find("window.cartId = \"").expect("window.cartId in the page") + 17;
+    let start = page
+        .find("window.cartId = \"")
+        .expect("window.cartId in the page")
+        + 17;
     let end = page[start..].find('"').expect("end of the cart id") + start;
     page[start..end].to_owned()
 }
@@ -233,7 +237,10 @@ pub fn cart_id_of(page: &str) -> String {
 /// The value of the hidden input `name` in a page.
 pub fn hidden_input(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker).unwrap_or_else(|| panic!("input {name} in {page}")) + marker.len();
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("input {name} in {page}"))
+        + marker.len();
     let end = page[start..].find('"').expect("end of the value") + start;
     page[start..end].to_owned()
 }
@@ -288,7 +295,9 @@ impl PhxSocket {
 
     async fn recv(&mut self, deadline: tokio::time::Instant) -> Option<Value> {
         loop {
-            let next = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??;
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
             match next.expect("websocket frame") {
                 Message::Text(text) => {
                     return Some(serde_json::from_str(text.as_str()).expect("JSON frame"));
@@ -302,7 +311,11 @@ impl PhxSocket {
     async fn reply(&mut self, topic: &str, ref_: &str) -> Value {
         let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
         if let Some(pos) = self.pending.iter().position(|f| is_reply(f, topic, ref_)) {
-            return self.pending.remove(pos).map(|f| f[4].clone()).unwrap_or_default();
+            return self
+                .pending
+                .remove(pos)
+                .map(|f| f[4].clone())
+                .unwrap_or_default();
         }
         while let Some(frame) = self.recv(deadline).await {
             if is_reply(&frame, topic, ref_) {
@@ -310,7 +323,10 @@ impl PhxSocket {
             }
             self.pending.push_back(frame);
         }
-        panic!("no reply to ref {ref_} on {topic}; received {:?}", self.pending);
+        panic!(
+            "no reply to ref {ref_} on {topic}; received {:?}",
+            self.pending
+        );
     }
 
     /// Joins `topic`; returns the reply `{status, response}`.
