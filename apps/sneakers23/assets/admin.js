@@ -230,8 +230,10 @@ function scheduleChart() {
 function drawChart() {
   const chart = $("shopper-chart");
   if (!chart) return;
-  const width = 640;
-  const height = 180;
+  // Draw in CSS pixels so that text is never stretched.
+  const width = Math.max(chart.clientWidth, 240);
+  const height = Math.max(chart.clientHeight, 120);
+  chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const left = 44;
   const right = 14;
   const top = 12;
@@ -274,6 +276,8 @@ function drawChart() {
   }
   chart.replaceChildren(...parts);
 }
+
+window.addEventListener("resize", scheduleChart);
 
 setInterval(() => {
   if (state.seq === null) return;
