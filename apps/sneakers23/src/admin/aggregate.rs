@@ -587,9 +587,9 @@ impl CartAggregate {
     }
 }
 
-fn decrement<K: std::hash::Hash + Eq, Q>(map: &mut FxHashMap<K, u64>, key: &Q)
+fn decrement<K, Q>(map: &mut FxHashMap<K, u64>, key: &Q)
 where
-    K: std::borrow::Borrow<Q>,
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
     Q: std::hash::Hash + Eq + ?Sized,
 {
     if let Some(count) = map.get_mut(key) {
