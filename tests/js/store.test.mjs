@@ -6,18 +6,19 @@
 // are on page conditions, never fixed sleeps.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import os from "node:os";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
 import { chromium } from "playwright-core";
-import { binary, startServer } from "./support.mjs";
-
-const run = promisify(execFile);
-const bin = process.env.SNEAKERS23_BIN || binary("sneakers23");
-const SECRET = "browser suite secret key base, long enough for every signer of the store";
-const WAIT = { timeout: 10000 };
+import {
+  CHROMIUM_ARGS,
+  WAIT,
+  addSize,
+  cartItems,
+  openShop,
+  removeItem,
+  startStore as startNode,
+  waitForCart,
+} from "./shop.mjs";
 
 let browser;
 const nodes = [];
@@ -25,16 +26,7 @@ const nodes = [];
 before(async () => {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
   });
 });
 
@@ -48,28 +40,7 @@ after(async () => {
 
 /** A fresh node on a free port over a new SQLite file, with the CLI bound to it. */
 async function startStore() {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "s23-browser-"));
-  const env = {
-    PORT: "0",
-    DATABASE_URL: `sqlite://${dir}/store.db`,
-    SECRET_KEY_BASE: SECRET,
-    SECRET_KEY_FILE: path.join(dir, "secret"),
-    RUST_LOG: process.env.RUST_LOG || "warn",
-  };
-  const server = await startServer(bin, ["serve"], { env });
-  const node = {
-    ...server,
-    dir,
-    async cli(...args) {
-      const { stdout } = await run(bin, [...args, "--node-url", server.url], {
-        env: { ...process.env, SECRET_KEY_BASE: SECRET },
-      });
-      return stdout;
-    },
-    async inventory() {
-      return JSON.parse(await node.cli("inventory", "--json")).products;
-    },
-  };
+  const node = await startNode();
   nodes.push(node);
   return node;
 }
@@ -83,45 +54,6 @@ function pickItem(product, size, exclude = []) {
   const item = preferred || available[0];
   assert.ok(item, `an available size of ${product.name}`);
   return item.id;
-}
-
-const cartItems = (page) =>
-  page.$$eval("#cart-container .cart-item", (rows) =>
-    rows.map((r) => Number(r.dataset.cartItemId)).sort((a, b) => a - b),
-  );
-
-/** Waits until the cart panel of `page` shows exactly `ids` (empty: no panel). */
-async function waitForCart(page, ids) {
-  const want = [...ids].sort((a, b) => a - b);
-  await page.waitForFunction(
-    (want) => {
-      const rows = [...document.querySelectorAll("#cart-container .cart-item")];
-      const got = rows.map((r) => Number(r.dataset.cartItemId)).sort((a, b) => a - b);
-      const panel = document.querySelector("#cart-container .cart");
-      return JSON.stringify(got) === JSON.stringify(want) && (want.length > 0) === !!panel;
-    },
-    want,
-    WAIT,
-  );
-  assert.deepEqual(await cartItems(page), want);
-}
-
-/** Opens the shop and waits until its channels are joined. */
-async function openShop(page, url) {
-  await page.goto(url);
-  await page.waitForSelector("#cart-container[data-live]", { state: "attached", ...WAIT });
-  const listings = await page.$$(".product-listing[data-product-id]");
-  for (const listing of listings) {
-    await listing.waitForSelector("xpath=self::*[@data-live]", { state: "attached", ...WAIT });
-  }
-}
-
-async function addSize(page, itemId) {
-  await page.click(`.size-container__entry[value="${itemId}"]`);
-}
-
-async function removeItem(page, itemId) {
-  await page.click(`#cart-container .cart-item__remove[data-item-id="${itemId}"]`);
 }
 
 test("A1: the home page loads with the title Sneakers23", async () => {
