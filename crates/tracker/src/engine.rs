@@ -320,3 +320,151 @@ impl Engine {
         Message::GracefulPermdown { from: self.me() }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::presence::{Meta, PhxRef, Pid};
+
+    fn config() -> EngineConfig {
+        EngineConfig {
+            down_period: 100,
+            permdown_period: 300,
+            max_silent_periods: 3,
+            clock_sample_periods: 2,
+            max_delta_sizes: vec![10, 100],
+        }
+    }
+
+    fn heartbeats(out: &Output) -> usize {
+        out.messages
+            .iter()
+            .filter(|m| matches!(m, Outbound::Broadcast(Message::Heartbeat { .. })))
+            .count()
+    }
+
+    fn track(e: &mut Engine, id: u64, key: &str) {
+        let vsn = e.state().replica().vsn;
+        e.state_mut()
+            .join(
+                Pid { node: vsn, id },
+                "t",
+                key,
+                Meta::empty(),
+                PhxRef::new(id, 0, 0),
+            )
+            .unwrap();
+    }
+
+    /// Sends every broadcast of `out` to `to` (as if delivered at `now`).
+    fn deliver(out: Output, to: &mut Engine, now: u64) -> Output {
+        let mut all = Output::default();
+        for m in out.messages {
+            if let Outbound::Broadcast(msg) = m {
+                let o = to.handle(msg, now);
+                all.changes.extend(o.changes);
+                all.events.extend(o.events);
+                all.messages.extend(o.messages);
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn idle_heartbeats_every_max_silent_periods_ticks() {
+        let mut e = Engine::new(ReplicaRef::new("a", 1), config());
+        let sent: Vec<usize> = (0..7).map(|t| heartbeats(&e.tick(t))).collect();
+        // The first tick always sends; then one every 3 ticks (quirk Q3 fixed).
+        assert_eq!(sent, vec![1, 0, 0, 1, 0, 0, 1]);
+        track(&mut e, 1, "k");
+        assert_eq!(
+            heartbeats(&e.tick(8)),
+            1,
+            "a pending delta goes out at once"
+        );
+    }
+
+    #[test]
+    fn a_new_vsn_replaces_the_old_incarnation_and_stale_messages_are_ignored() {
+        let mut a = Engine::new(ReplicaRef::new("a", 1), config());
+        let mut b1 = Engine::new(ReplicaRef::new("b", 10), config());
+        track(&mut b1, 1, "old");
+        let first = b1.tick(0);
+        let stale = first.clone();
+        let o = deliver(first, &mut a, 0);
+        assert_eq!(o.events, vec![ReplicaEvent::Up(ReplicaRef::new("b", 10))]);
+        assert_eq!(o.changes.joins.len(), 1);
+        let mut b2 = Engine::new(ReplicaRef::new("b", 11), config());
+        let o = deliver(b2.tick(0), &mut a, 1);
+        assert_eq!(o.changes.leaves.len(), 1);
+        assert_eq!(
+            o.events,
+            vec![
+                ReplicaEvent::Down(ReplicaRef::new("b", 10)),
+                ReplicaEvent::Permdown(ReplicaRef::new("b", 10)),
+                ReplicaEvent::Up(ReplicaRef::new("b", 11)),
+            ]
+        );
+        assert!(a.state().get_by_topic("t").is_empty());
+        // A delayed heartbeat of the old incarnation changes nothing.
+        let o = deliver(stale, &mut a, 2);
+        assert_eq!(o, Output::default());
+        assert!(a.state().get_by_topic("t").is_empty());
+        assert_eq!(a.replicas().get("b").unwrap().vsn, 11);
+    }
+
+    #[test]
+    fn transfer_requests_go_to_peers_that_know_more() {
+        let mut a = Engine::new(ReplicaRef::new("a", 1), config());
+        let mut b = Engine::new(ReplicaRef::new("b", 1), config());
+        track(&mut b, 1, "k1");
+        let _lost = b.tick(0); // a never sees this delta
+        assert!(b.tick(1).messages.is_empty(), "silent tick");
+        assert!(b.tick(2).messages.is_empty(), "silent tick");
+        let empty = b.tick(3);
+        assert_eq!(heartbeats(&empty), 1);
+        deliver(empty, &mut a, 2);
+        assert!(a.state().get_by_topic("t").is_empty());
+        // Clock sampling notices b is ahead and asks it.
+        let mut asked = a.tick(3);
+        asked.messages.extend(a.tick(4).messages);
+        let req = asked
+            .messages
+            .into_iter()
+            .find_map(|m| match m {
+                Outbound::Direct { to, message } if &*to == "b" => Some(message),
+                _ => None,
+            })
+            .expect("a transfer request to b");
+        let ack = b.handle(req, 4);
+        let Outbound::Direct { to, message } = &ack.messages[0] else {
+            panic!("expected a direct answer");
+        };
+        assert_eq!(&**to, "a");
+        let o = a.handle(message.clone(), 5);
+        assert_eq!(o.changes.joins.len(), 1);
+        assert_eq!(a.state().get_by_topic("t").len(), 1);
+    }
+
+    #[test]
+    fn graceful_permdown_of_a_known_replica_removes_it_at_once() {
+        let mut a = Engine::new(ReplicaRef::new("a", 1), config());
+        let mut b = Engine::new(ReplicaRef::new("b", 1), config());
+        track(&mut b, 1, "k");
+        deliver(b.tick(0), &mut a, 0);
+        assert_eq!(a.state().get_by_topic("t").len(), 1);
+        // from an unknown incarnation: ignored
+        let o = a.handle(
+            Message::GracefulPermdown {
+                from: ReplicaRef::new("b", 0),
+            },
+            1,
+        );
+        assert!(o.changes.is_empty());
+        let o = a.handle(b.graceful_permdown(), 1);
+        assert_eq!(o.changes.leaves.len(), 1);
+        assert!(a.replicas().get("b").is_none());
+        assert!(!a.state().knows(&ReplicaRef::new("b", 1)));
+    }
+}

@@ -101,6 +101,11 @@ impl Dispatch {
     async fn run(&self, handler: Arc<dyn DiffHandler>) {
         loop {
             self.notify.notified().await;
+            // Let a burst accumulate: while we wait, writers see `scheduled` and skip the wake-up,
+            // so a stream of operations costs one wake-up per window instead of one each.
+            if !self.closed.load(Ordering::Acquire) {
+                tokio::time::sleep(DISPATCH_WINDOW).await;
+            }
             self.scheduled.store(false, Ordering::Release);
             let batch = std::mem::take(&mut *self.outbox.lock());
             for p in batch {
@@ -128,6 +133,9 @@ impl Drop for Shard {
         self.dispatch.notify.notify_one();
     }
 }
+
+/// How long the dispatcher lets diffs accumulate after a wake-up (the most a diff is delayed).
+const DISPATCH_WINDOW: Duration = Duration::from_millis(1);
 
 /// Most ended processes handled under one write lock.
 const EXIT_BATCH: usize = 4096;
@@ -285,7 +293,7 @@ impl ShardTask {
                     let mut engine = self.shard.engine.write();
                     let mut leaves = Vec::new();
                     for pid in pids.drain(..) {
-                        leaves.extend(engine.state_mut().leave_pid(pid));
+                        engine.state_mut().leave_pid_into(pid, &mut leaves);
                     }
                     self.shard.report_changes(Vec::new(), leaves);
                 }

@@ -543,38 +543,56 @@ impl State {
 
     /// Removes every local presence of `pid` (untrack all, or the process ended).
     pub fn leave_pid(&mut self, pid: Pid) -> Vec<Entry> {
-        let Some(ids) = self.pids.remove(&pid) else {
-            return Vec::new();
-        };
-        let ids = match ids {
-            Ids::One(id) => vec![id],
-            Ids::Many(v) => *v,
-        };
-        let mut out = Vec::with_capacity(ids.len());
-        let mut kept = Vec::new();
-        for id in ids {
-            if self.element(id).slot != ME {
-                kept.push(id);
-                continue;
-            }
-            let e = self.remove_element_with(id, true);
-            self.record_own_removal(e.dot);
-            out.push(Entry {
-                topic: e.topic,
-                pid: e.pid,
-                presence: e.presence,
-            });
-        }
-        match kept.len() {
-            0 => {}
-            1 => {
-                self.pids.insert(pid, Ids::One(kept[0]));
-            }
-            _ => {
-                self.pids.insert(pid, Ids::Many(Box::new(kept)));
-            }
-        }
+        let mut out = Vec::new();
+        self.leave_pid_into(pid, &mut out);
         out
+    }
+
+    /// [`State::leave_pid`], appending the leaves to `out` (no allocation for the common case of a
+    /// process with one presence).
+    pub fn leave_pid_into(&mut self, pid: Pid, out: &mut Vec<Entry>) {
+        let Some(ids) = self.pids.remove(&pid) else {
+            return;
+        };
+        match ids {
+            Ids::One(id) => {
+                if self.element(id).slot == ME {
+                    out.push(self.remove_own(id));
+                } else {
+                    self.pids.insert(pid, Ids::One(id));
+                }
+            }
+            Ids::Many(ids) => {
+                let mut kept = Vec::new();
+                for id in *ids {
+                    if self.element(id).slot == ME {
+                        out.push(self.remove_own(id));
+                    } else {
+                        kept.push(id);
+                    }
+                }
+                match kept.len() {
+                    0 => {}
+                    1 => {
+                        self.pids.insert(pid, Ids::One(kept[0]));
+                    }
+                    _ => {
+                        self.pids.insert(pid, Ids::Many(Box::new(kept)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes one of our own elements whose pid index entry the caller already took out.
+    fn remove_own(&mut self, id: u32) -> Entry {
+        let e = self.remove_element_with(id, true);
+        self.record_own_removal(e.dot);
+        Entry {
+            topic: e.topic,
+            pid: e.pid,
+            presence: e.presence,
+        }
     }
 
     /// Replaces the meta of a local presence (`update`): a removal of the old dot and an add with a
