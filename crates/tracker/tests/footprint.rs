@@ -23,10 +23,14 @@ fn rss() -> Option<u64> {
 
 const N: usize = 100_000;
 
+/// Measurements read the whole process's memory: tests of this file take turns.
+static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A replica holding 100k presences (each with its own key and meta) grows the process by ~400
 /// bytes per presence or less, everything included (store, indexes, key, meta, refs, allocator).
 #[test]
 fn memory_per_presence_is_about_400_bytes() {
+    let _turn = EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
     let keys: Vec<String> = (0..N).map(|i| format!("user:{i}")).collect();
     let Some(before) = rss() else {
         println!("no /proc/self/status: memory not measured");
@@ -58,6 +62,7 @@ fn memory_per_presence_is_about_400_bytes() {
 /// A heartbeat carrying 10k joins costs under 70 bytes per join on the wire.
 #[test]
 fn wire_bytes_per_replicated_join_are_under_70() {
+    let _turn = EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
     let config = EngineConfig {
         down_period: 30_000,
         permdown_period: 1_200_000,
