@@ -172,8 +172,11 @@ fn stable_hash(s: &str) -> u64 {
 
 impl Tracker {
     /// Starts a tracker called `name` on `pubsub`'s node: validates `options`, then spawns, per
-    /// shard, its task and its diff dispatcher (so it must be called inside a tokio runtime).
-    /// `handler` receives every diff.
+    /// shard, its task and its diff dispatcher. Must be called inside a tokio runtime with timers
+    /// enabled. `handler` receives every diff (within about a millisecond of the change).
+    ///
+    /// The tracker runs until every clone of the handle is dropped (peers then see the node go
+    /// silent and mark it down after `down_period`) or [`Tracker::graceful_permdown`] is called.
     pub fn start(
         pubsub: PubSub,
         name: &str,
