@@ -4,8 +4,11 @@
 
 mod common;
 
-use common::Backend;
+use std::time::Duration;
+
 use common::web::{TestNode, cart_id_of, hidden_input, raw_request};
+use common::{Backend, TcpProxy, TestDb, insert_fixture, pg_server_addr};
+use sneakers23::node::{self, NodeConfig};
 
 const SQLITE: Backend = Backend::Sqlite;
 
@@ -426,4 +429,37 @@ async fn the_control_api_needs_the_token_and_acts_through_the_node() {
     let presence = client.get("/ops/presence").await.expect("presence");
     assert_eq!(presence, serde_json::json!({}));
     t.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_while_the_database_is_down_serves_once_it_is_back() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let fx = insert_fixture(&db.db, true).await;
+    let mut proxy = TcpProxy::start(pg_server_addr().await).await;
+    proxy.stop().await;
+    let mut config = NodeConfig::for_tests(&db.pg_url_via_port(proxy.port()));
+    config.db_retry_max_delay = Duration::from_millis(100);
+    config.db_options.acquire_timeout = Duration::from_millis(300);
+    let starting = tokio::spawn(node::start(config));
+    // The node keeps retrying (it logs each attempt) instead of failing.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!starting.is_finished(), "no cache yet, so no server yet");
+    proxy.restart().await;
+    let node = tokio::time::timeout(Duration::from_secs(10), starting)
+        .await
+        .expect("started once the database is back")
+        .expect("start task")
+        .expect("node");
+    let page = raw_request(node.addr(), "GET", "/", None, None, &[]).await;
+    assert!(page.body.contains(&format!("data-product-id=\"{}\"", fx.p1)));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_websockets_with_service_restart() {
+    let t = TestNode::start(SQLITE, false).await;
+    let mut socket = t.socket().await;
+    socket.join_ok("product:1", serde_json::json!({})).await;
+    t.node.shutdown().await;
+    assert_eq!(socket.expect_close().await, Some(1012));
 }

@@ -377,6 +377,23 @@ impl PhxSocket {
     }
 }
 
+impl PhxSocket {
+    /// Waits for the server to close the connection; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("the server closes the connection in time");
+            match next {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
 fn is_reply(frame: &Value, topic: &str, ref_: &str) -> bool {
     frame[1] == ref_ && frame[2] == topic && frame[3] == "phx_reply"
 }
