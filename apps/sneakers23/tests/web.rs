@@ -451,7 +451,10 @@ async fn a_node_started_while_the_database_is_down_serves_once_it_is_back() {
         .expect("start task")
         .expect("node");
     let page = raw_request(node.addr(), "GET", "/", None, None, &[]).await;
-    assert!(page.body.contains(&format!("data-product-id=\"{}\"", fx.p1)));
+    assert!(
+        page.body
+            .contains(&format!("data-product-id=\"{}\"", fx.p1))
+    );
     node.shutdown().await;
 }
 
