@@ -147,7 +147,7 @@ fn local_ops(c: &mut Criterion) {
             let items = tracked(&t, n, spread);
             let topic = topic_of(0, spread);
             g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-                b.iter(|| t.list(&topic))
+                b.iter_with_large_drop(|| t.list(&topic))
             });
             drop(items);
         }

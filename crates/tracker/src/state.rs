@@ -976,12 +976,21 @@ impl State {
             .map(|s| s.as_ref().is_some_and(|s| s.up))
             .collect();
         let mut out = Vec::with_capacity(items.len());
-        out.extend(
-            items
-                .iter()
-                .filter(|i| up[i.slot as usize])
-                .map(|i| i.presence.clone()),
-        );
+        // In blocks: plain loads first (their cache misses overlap), then the clones, whose atomic
+        // increments would otherwise wait for one miss at a time.
+        for block in items.chunks(16) {
+            let mut touched = 0usize;
+            for i in block {
+                touched = touched.wrapping_add(i.presence.prefetch());
+            }
+            std::hint::black_box(touched);
+            out.extend(
+                block
+                    .iter()
+                    .filter(|i| up[i.slot as usize])
+                    .map(|i| i.presence.clone()),
+            );
+        }
         out
     }
 
