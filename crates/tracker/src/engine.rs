@@ -281,18 +281,7 @@ impl Engine {
                 self.clockset.append(from, theirs);
             }
             Message::TransferReq { id, from, clocks } => {
-                let transfer = match self.generations.extract(&from, &clocks) {
-                    Some(delta) => Transfer::Delta(delta),
-                    None => Transfer::Full(self.state.extract(&from, &clocks)),
-                };
-                out.messages.push(Outbound::Direct {
-                    to: from.name.clone(),
-                    message: Message::TransferAck {
-                        id,
-                        from: self.me(),
-                        transfer,
-                    },
-                });
+                out.messages.push(self.answer_transfer(id, &from, &clocks));
             }
             Message::TransferAck { transfer, .. } => match transfer {
                 Transfer::Delta(delta) => self.merge_delta(delta, &mut out),
@@ -313,6 +302,28 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// The answer to a transfer request (a delta generation if one fits, else the full state). Only
+    /// reads the state, so a shard can serve it under a read lock.
+    pub fn answer_transfer(&self, id: u64, from: &ReplicaRef, clocks: &Clock) -> Outbound {
+        let transfer = match self.generations.extract(from, clocks) {
+            Some(delta) => Transfer::Delta(delta),
+            None => Transfer::Full(self.state.extract(from, clocks)),
+        };
+        Outbound::Direct {
+            to: from.name.clone(),
+            message: Message::TransferAck {
+                id,
+                from: self.me(),
+                transfer,
+            },
+        }
+    }
+
+    /// Whether `message` would be ignored (ours, or from an outdated incarnation).
+    pub fn ignores(&self, message: &Message) -> bool {
+        self.is_stale(message.from())
     }
 
     /// The message telling every peer to drop this replica now (the caller stops the shard after).

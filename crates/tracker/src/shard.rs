@@ -269,6 +269,16 @@ impl ShardTask {
                             }
                         };
                         let now = self.now();
+                        if let Message::TransferReq { id, from, clocks } = &decoded {
+                            // Answering only reads: queries keep running meanwhile.
+                            let answer = {
+                                let engine = self.shard.engine.read();
+                                (!engine.ignores(&decoded))
+                                    .then(|| engine.answer_transfer(*id, from, clocks))
+                            };
+                            self.send(&mailbox, answer.into_iter().collect());
+                            continue;
+                        }
                         let mut out = {
                             let mut engine = self.shard.engine.write();
                             let mut out = engine.handle(decoded, now);
