@@ -24,6 +24,14 @@
 //! assert_eq!(&message.payload[..], b"hello");
 //! # }
 //! ```
+//!
+//! # A cluster
+//!
+//! [`connect`] picks the adapter from a URL, the way the store's `PUBSUB_URL` does: none or
+//! `local` for a single node, `redis://…` for Redis pub/sub, `nats://…` for NATS (see
+//! [`adapter::broker`] for the URL parameters, the envelope and what happens when the broker is
+//! away). Every node of a cluster uses the same URL (same broker, same `cluster=` name) and its own
+//! node name.
 
 pub mod adapter;
 pub mod mailbox;
@@ -32,7 +40,7 @@ mod node;
 mod registry;
 
 pub use adapter::memory;
-pub use adapter::{Adapter, AdapterStatus, Inbound, Local};
+pub use adapter::{Adapter, AdapterStats, AdapterStatus, Inbound, Local};
 pub use mailbox::{Closed, Inbox, Mailbox, MailboxId};
 pub use message::Message;
 pub use node::Node;
@@ -41,8 +49,61 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use registry::Registry;
+
+/// Why [`connect`] could not build a hub.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL or one of its parameters is wrong.
+    #[error(transparent)]
+    Url(#[from] adapter::broker::UrlError),
+    /// The Redis client refused the URL.
+    #[error(transparent)]
+    Redis(#[from] adapter::redis::RedisUrlError),
+    /// The NATS client refused the URL.
+    #[error(transparent)]
+    Nats(#[from] adapter::nats::NatsUrlError),
+}
+
+/// A hub for the node called `node_name`, reaching the other nodes through the broker of `url`:
+///
+/// * `None`, `""` or `"local"`: a single node ([`Local`]);
+/// * `redis://…`: [`adapter::redis`];
+/// * `nats://…`: [`adapter::nats`].
+///
+/// Returns at once, without waiting for the broker: the connection is made in the background and
+/// retried for as long as it fails, [`PubSub::adapter_status`] telling how it goes (watch
+/// [`PubSub::status_changes`] to wait for it). Must be called within a tokio runtime. Fails only
+/// when the URL is wrong.
+pub fn connect(node_name: &str, url: Option<&str>) -> Result<PubSub, ConnectError> {
+    let url = url.map(str::trim).unwrap_or("");
+    if url.is_empty() || url == "local" {
+        return Ok(PubSub::new(node_name));
+    }
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    let adapter: Arc<dyn Adapter> = match scheme {
+        "redis" | "rediss" | "redis+unix" | "unix" => {
+            Arc::new(adapter::redis::RedisAdapter::new(url)?)
+        }
+        "nats" | "tls" => Arc::new(adapter::nats::NatsAdapter::new(url)?),
+        "" => {
+            return Err(adapter::broker::UrlError::Invalid {
+                url: adapter::broker::redact(url),
+                cause: "no scheme".to_owned(),
+            }
+            .into());
+        }
+        other => {
+            return Err(adapter::broker::UrlError::Scheme {
+                scheme: other.to_owned(),
+            }
+            .into());
+        }
+    };
+    Ok(PubSub::with_adapter(node_name, adapter))
+}
 
 /// The longest topic name accepted; longer ones are a programming error and are not published.
 pub const MAX_TOPIC_LEN: usize = u16::MAX as usize;
@@ -111,6 +172,29 @@ impl PubSub {
     /// Whether other nodes are reachable.
     pub fn adapter_status(&self) -> AdapterStatus {
         self.inner.adapter.status()
+    }
+
+    /// Follows [`adapter_status`](PubSub::adapter_status) as it changes (for adapters whose status
+    /// never changes, a receiver that holds the one status and never reports a change).
+    pub fn status_changes(&self) -> watch::Receiver<AdapterStatus> {
+        self.inner
+            .adapter
+            .status_changes()
+            .unwrap_or_else(|| watch::channel(self.inner.adapter.status()).1)
+    }
+
+    /// Waits until the adapter reports [`AdapterStatus::Connected`], at most `limit`; returns
+    /// whether it did.
+    pub async fn wait_connected(&self, limit: std::time::Duration) -> bool {
+        let mut changes = self.status_changes();
+        let connected = changes.wait_for(|s| *s == AdapterStatus::Connected);
+        matches!(tokio::time::timeout(limit, connected).await, Ok(Ok(_)))
+            || self.adapter_status() == AdapterStatus::Connected
+    }
+
+    /// The adapter's traffic counters (frames and bytes to and from other nodes, drops).
+    pub fn adapter_stats(&self) -> AdapterStats {
+        self.inner.adapter.stats()
     }
 
     /// Fan-out counters since start.

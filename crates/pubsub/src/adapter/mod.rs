@@ -6,13 +6,28 @@
 //!
 //! Adapters never block the publisher: `broadcast` and `direct` queue the frame (or drop it, counting
 //! the loss, when the broker is away). Delivery across nodes is at most once, as in Phoenix.
+//!
+//! Adapters of this crate:
+//!
+//! * [`Local`]: a single node, nothing leaves;
+//! * [`memory`]: an in-process network of nodes with injectable faults, for tests;
+//! * [`redis`]: Redis `PUBLISH`/`SUBSCRIBE`, one channel per node plus one for the cluster;
+//! * [`nats`]: NATS core subjects, one per node plus one for the cluster.
+//!
+//! The broker adapters share [`broker`]: the envelope frames travel in (origin node, chunking of
+//! frames larger than the broker accepts), the bounded send queue, reconnection with back-off, and
+//! the status and counters behind [`AdapterStatus`] and [`AdapterStats`].
 
+pub mod broker;
 pub mod frame;
 pub mod memory;
+pub mod nats;
+pub mod redis;
 
 use std::sync::Weak;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use crate::node::Node;
 use crate::{Inner, message::Message};
@@ -26,6 +41,34 @@ pub enum AdapterStatus {
     Disconnected(String),
 }
 
+impl std::fmt::Display for AdapterStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdapterStatus::Connected => f.write_str("connected"),
+            AdapterStatus::Disconnected(reason) => write!(f, "disconnected: {reason}"),
+        }
+    }
+}
+
+/// Traffic counters of an adapter since start, for metrics and wire-cost measurements.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdapterStats {
+    /// Frames handed to the broker.
+    pub frames_sent: u64,
+    /// Bytes handed to the broker (envelopes included; one count per frame, not per receiver).
+    pub bytes_sent: u64,
+    /// Frames received from other nodes and delivered.
+    pub frames_received: u64,
+    /// Bytes received from the broker (envelopes included).
+    pub bytes_received: u64,
+    /// Frames lost on the way out: queue full, broker unreachable, or a failed publish.
+    pub dropped: u64,
+    /// Frames waiting in the send queue right now.
+    pub queued: u64,
+    /// Times the connection to the broker was established again after a loss.
+    pub reconnects: u64,
+}
+
 /// Moves frames between the nodes of a cluster.
 pub trait Adapter: Send + Sync + 'static {
     /// Called once when the [`PubSub`](crate::PubSub) is built: frames from other nodes go to `inbound`.
@@ -37,6 +80,14 @@ pub trait Adapter: Send + Sync + 'static {
     /// Whether other nodes are reachable right now (for logs, metrics and health checks).
     fn status(&self) -> AdapterStatus {
         AdapterStatus::Connected
+    }
+    /// Follows [`status`](Adapter::status) as it changes; `None` when it never changes.
+    fn status_changes(&self) -> Option<watch::Receiver<AdapterStatus>> {
+        None
+    }
+    /// Traffic counters since start (all zero for adapters that do not count).
+    fn stats(&self) -> AdapterStats {
+        AdapterStats::default()
     }
 }
 
