@@ -26,6 +26,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -189,6 +190,10 @@ impl Drop for Task {
 impl Task {
     async fn run(mut self) {
         let shared = self.shared.clone();
+        // Connected counts only once our subscriptions exist (the client re-creates them on
+        // every reconnection before it reports the connection).
+        let ready = Arc::new(AtomicBool::new(false));
+        let ready_events = ready.clone();
         let backoff_max = self.options.backoff_max;
         let connect = async_nats::ConnectOptions::new()
             .name(format!("pubsub {}", self.node_name))
@@ -201,9 +206,14 @@ impl Task {
             .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, backoff_max))
             .event_callback(move |event| {
                 let shared = shared.clone();
+                let ready = ready_events.clone();
                 async move {
                     match event {
-                        async_nats::Event::Connected => shared.link_up(LinkKind::Publish),
+                        async_nats::Event::Connected => {
+                            if ready.load(Ordering::Acquire) {
+                                shared.link_up(LinkKind::Publish)
+                            }
+                        }
                         async_nats::Event::Disconnected => {
                             shared.link_down(LinkKind::Publish, "connection lost")
                         }
@@ -239,6 +249,21 @@ impl Task {
                     return;
                 }
             }
+        }
+        // A round trip after the subscriptions (the server handles a connection's commands in
+        // order): once it is answered, frames other nodes publish from now on reach us. A request
+        // nobody answers comes back at once as "no responders".
+        let probe = format!("{}probe.{}", self.prefix, client.new_inbox());
+        let round_trip = client.request(probe, Bytes::new());
+        if tokio::time::timeout(self.options.connect_timeout * 5, round_trip)
+            .await
+            .is_err()
+        {
+            tracing::debug!("nats round trip after subscribing timed out; going on");
+        }
+        ready.store(true, Ordering::Release);
+        if client.connection_state() == async_nats::connection::State::Connected {
+            self.shared.link_up(LinkKind::Publish);
         }
         if let Some(mut receiver) = self.receiver.take() {
             let mut messages = futures::stream::select_all(subscribers);
