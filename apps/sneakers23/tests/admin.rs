@@ -165,7 +165,11 @@ async fn admin_join_pushes_presence_state_empty_then_populated() {
     let metas = state[&id]["metas"].as_array().cloned().unwrap_or_default();
     assert_eq!(metas.len(), 1);
     let meta = &metas[0];
-    assert_eq!(meta["items"], json!([t.fx.i1, t.fx.i2]), "the restored cart, in its order");
+    assert_eq!(
+        meta["items"],
+        json!([t.fx.i1, t.fx.i2]),
+        "the restored cart, in its order"
+    );
     assert_eq!(meta["page"], "page");
     assert!(
         meta["page_loaded_at"]
