@@ -59,7 +59,18 @@
 //!   from lists); they are reported when it comes back up. Replaying a tracker's diffs therefore
 //!   always gives exactly its lists.
 //! * Messages from an older incarnation of a known node are ignored.
+//! * Heard clocks are compared on the replicas we know only, and received deltas are kept in the
+//!   generations only for those: a peer that knows a node we cannot reach yet does not trigger
+//!   useless full transfers every sampling period.
 //! * Tracked processes are [`Process`] handles: dropping one is the process exit.
+//! * Inter-node messages are a compact binary encoding ([`wire`]), not Erlang terms: a Rust
+//!   cluster shares Phoenix's semantics, not its distribution protocol.
+//!
+//! # Cost
+//!
+//! Local operations take a shard's write lock for a few hundred nanoseconds (no mailbox round
+//! trip); queries take its read lock. A presence costs about 330 bytes of memory and about 55 bytes
+//! on the wire per replicated join (see `tests/footprint.rs` and `benches/tracker.rs`).
 
 pub mod clock;
 pub mod delta;
@@ -75,6 +86,8 @@ pub mod wire;
 pub use engine::ReplicaEvent;
 pub use options::{Options, OptionsError};
 pub use pool::{Process, ReplicaInfo, TrackError, Tracker, UpdateError};
-pub use presence::{Diff, Key, Meta, MetaError, PhxRef, Pid, Presence, Topic, TopicDiff};
+pub use presence::{
+    Diff, Key, Meta, MetaError, PhxRef, Pid, Presence, PresenceInfo, Topic, TopicDiff,
+};
 pub use replica::{ReplicaRef, Status};
 pub use shard::DiffHandler;

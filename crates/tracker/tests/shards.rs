@@ -19,12 +19,23 @@ use tracker::{
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Short periods, for the tests of failure detection.
 fn options() -> Options {
     Options {
         broadcast_period: Duration::from_millis(20),
         down_period: Some(Duration::from_millis(100)),
         permdown_period: Duration::from_millis(300),
         ..Options::default()
+    }
+}
+
+/// Fast ticks but a long down period: tests that are not about failure detection must not see a
+/// peer flap down because a loaded machine paused a task for 100 ms.
+fn steady() -> Options {
+    Options {
+        down_period: Some(Duration::from_secs(30)),
+        permdown_period: Duration::from_secs(60),
+        ..options()
     }
 }
 
@@ -60,7 +71,7 @@ fn start_with(net: &Network, name: &str, options: Options) -> Node {
 }
 
 fn start(net: &Network, name: &str) -> Node {
-    start_with(net, name, options())
+    start_with(net, name, steady())
 }
 
 fn keys(list: &[Presence]) -> Vec<String> {
@@ -245,8 +256,8 @@ async fn a_remote_update_is_one_diff_with_a_join_and_a_leave_carrying_phx_ref_pr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_node_goes_down_then_permdown_and_comes_back_after_the_heal() {
     let net = Network::new();
-    let mut a = start(&net, "a");
-    let b = start(&net, "b");
+    let mut a = start_with(&net, "a", options());
+    let b = start_with(&net, "b", options());
     let p = b.tracker.process();
     b.tracker.track(&p, "room", "bob", Meta::empty()).unwrap();
     a.until_keys("room", &["bob"]).await;
@@ -283,11 +294,7 @@ async fn a_restarted_node_replaces_its_old_incarnation_without_ghosts() {
     let net = Network::new();
     // A long down period: the old incarnation's presences must go because of the new vsn,
     // not because of silence.
-    let slow = Options {
-        down_period: Some(Duration::from_secs(30)),
-        permdown_period: Duration::from_secs(60),
-        ..options()
-    };
+    let slow = steady();
     let mut a = start_with(&net, "a", slow.clone());
     let b = start_with(&net, "b", slow.clone());
     let p = b.tracker.process();
@@ -327,11 +334,7 @@ async fn a_restarted_node_replaces_its_old_incarnation_without_ghosts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_permdown_drops_presences_at_once() {
     let net = Network::new();
-    let slow = Options {
-        down_period: Some(Duration::from_secs(30)),
-        permdown_period: Duration::from_secs(60),
-        ..options()
-    };
+    let slow = steady();
     let mut a = start_with(&net, "a", slow.clone());
     let b = start_with(&net, "b", slow);
     let p = b.tracker.process();
@@ -356,7 +359,7 @@ async fn a_pool_of_shards_replicates_every_topic() {
     let net = Network::new();
     let pooled = Options {
         pool_size: 4,
-        ..options()
+        ..steady()
     };
     let mut a = start_with(&net, "a", pooled.clone());
     let b = start_with(&net, "b", pooled);
