@@ -110,7 +110,12 @@ impl Dispatch {
             self.scheduled.store(false, Ordering::Release);
             let batch = std::mem::take(&mut *self.outbox.lock());
             for p in batch {
-                handler.handle_diff(p.into_diff());
+                let diff = p.into_diff();
+                let call = std::panic::AssertUnwindSafe(|| handler.handle_diff(diff));
+                if std::panic::catch_unwind(call).is_err() {
+                    // A panicking handler loses that one diff, not every later one.
+                    tracing::error!("tracker diff handler panicked; the diff was dropped");
+                }
             }
             if self.closed.load(Ordering::Acquire) && self.outbox.lock().is_empty() {
                 break;

@@ -412,3 +412,30 @@ async fn lost_messages_are_repaired_by_transfers() {
     drop(procs);
     a.until_keys("room", &["first"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_loses_one_diff_not_the_following_ones() {
+    let net = Network::new();
+    let (tx, mut diffs) = mpsc::unbounded_channel();
+    let t = Tracker::start(
+        net.node("a"),
+        "presence",
+        steady(),
+        Arc::new(move |d: Diff| {
+            if d.topics.contains_key("boom") {
+                panic!("handler bug");
+            }
+            let _ = tx.send(d);
+        }),
+    )
+    .unwrap();
+    let p = t.process();
+    t.track(&p, "boom", "k", Meta::empty()).unwrap();
+    // Each change is its own diff, so the panic on the first cannot swallow the second.
+    t.track(&p, "fine", "k", Meta::empty()).unwrap();
+    let d = tokio::time::timeout(TIMEOUT, diffs.recv())
+        .await
+        .expect("a later diff arrives")
+        .unwrap();
+    assert!(d.topics.contains_key("fine"));
+}
