@@ -30,9 +30,12 @@
 //!
 //! # Storage
 //!
-//! Elements live in a slab. Indexes: topic -> element ids (list in O(topic)), pid -> ids (untrack and
-//! process exit in O(pid's entries)), replica -> (dot -> id) (merges, down/up/permdown in O(that
-//! replica's entries)). Everything here is pure and deterministic: no I/O, no clock reads.
+//! Elements live in a slab of fixed-size chunks. Indexes: topic -> (presence, owner, id) items kept
+//! contiguous, so `list` reads one array and bumps one reference count per presence; pid -> ids
+//! (untrack and process exit in O(pid's entries)); for other replicas, dot -> id (merges and
+//! down/up/permdown in O(that replica's entries)). The pending delta keeps our own dots as a range,
+//! so a local operation appends instead of searching. Everything here is pure and deterministic:
+//! no I/O, no clock reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
