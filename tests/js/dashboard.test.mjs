@@ -87,7 +87,8 @@ test("the dashboard follows shoppers, pages, carts, tab closes, releases and sal
     viewport: { width: 1280, height: 1400 },
   });
   const admin = await adminContext.newPage();
-  const response = await admin.goto(`${node.url}/admin`);
+  // ?presence=1 also follows the raw stream with phoenix.js Presence (window.presence).
+  const response = await admin.goto(`${node.url}/admin?presence=1`);
   assert.equal(response.status(), 200);
   assert.equal(await admin.title(), "Sneakers23");
   await admin.waitForSelector("#connection-status.connection--live", WAIT);
@@ -134,6 +135,11 @@ test("the dashboard follows shoppers, pages, carts, tab closes, releases and sal
     pages: [["/", 2], ["/checkout", 1]],
     items: { [x]: 2, [y]: 1 },
   });
+  await admin.waitForFunction(
+    () => window.presence?.list().length === 2 && window.presence.list().flatMap((p) => p.metas).length === 3,
+    null,
+    WAIT,
+  );
 
   // A removes x from its first tab: both of A's tabs follow, x is in B's cart only.
   await removeItem(a1, x);

@@ -151,7 +151,8 @@ impl Dashboard {
 
     /// Starts the task that, every [`PUBLISH_PERIOD`], reads the inventory through `catalog`
     /// and broadcasts `aggregate_delta` on [`DASHBOARD_TOPIC`] to this node's admins when
-    /// something changed. The task ends when every clone of this dashboard is dropped.
+    /// something changed (and sets the gauges `dashboard_shoppers` and `dashboard_tabs`). The
+    /// task ends when every clone of this dashboard is dropped.
     pub fn spawn_publisher(
         &self,
         endpoint: Endpoint,
@@ -173,6 +174,12 @@ impl Dashboard {
                 let delta = dashboard.step(fresh.then_some(&*inventory), now_ms());
                 last = Some(inventory);
                 if let Some(delta) = delta {
+                    if let Some(shoppers) = delta.shoppers {
+                        metrics::gauge!("dashboard_shoppers").set(shoppers as f64);
+                    }
+                    if let Some(tabs) = delta.tabs {
+                        metrics::gauge!("dashboard_tabs").set(tabs as f64);
+                    }
                     let payload = OutPayload::Json(to_object(&delta));
                     metrics::counter!("dashboard_deltas_total").increment(1);
                     endpoint.local_broadcast(DASHBOARD_TOPIC, AGGREGATE_DELTA, &payload);
