@@ -1,4 +1,4 @@
-//! Server behaviour that needs real sockets: slow consumers and broadcast fan-out.
+//! Server behaviour that needs real sockets: slow consumers, broadcast fan-out, batched draining.
 
 mod common;
 
@@ -146,5 +146,73 @@ async fn broadcasts_reach_v1_and_v2_clients_in_their_format() {
     assert_eq!(
         frame,
         json!({"topic": "room:mixed", "event": "tick", "payload": {"n": 1}, "ref": null})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_in_batches_closes_connections_batch_by_batch() {
+    let server = common::start(EndpointConfig::default()).await;
+    let mut clients = Vec::new();
+    for n in 0..5 {
+        let mut client = common::Client::connect(&server).await;
+        client.join(&format!("room:{n}")).await;
+        clients.push(client);
+    }
+    assert_eq!(server.endpoint.connection_count(), 5);
+    let interval = Duration::from_millis(400);
+    let started = tokio::time::Instant::now();
+    let closes: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(10), client.ws.next()).await {
+                        Ok(Some(Ok(Message::Close(frame)))) => {
+                            return (started.elapsed(), frame.map(|f| u16::from(f.code)));
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        other => panic!("expected a close frame, got {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let endpoint = server.endpoint.clone();
+    let report = tokio::spawn(async move {
+        endpoint
+            .drain_in_batches(channels::server::DrainOptions {
+                batch_size: 2,
+                batch_interval: interval,
+                shutdown: Duration::from_secs(10),
+            })
+            .await
+    });
+    let mut times = Vec::new();
+    for close in closes {
+        let (at, code) = close.await.expect("client task");
+        assert_eq!(code, Some(1012));
+        times.push(at);
+    }
+    times.sort();
+    let report = report.await.expect("drain task");
+    assert_eq!(report.initial, 5);
+    assert_eq!(report.batches, 3, "{report:?}");
+    assert_eq!(report.remaining, 0);
+    // Two close at once, two one interval later, the last one after two intervals.
+    assert!(times[1] < interval / 2, "{times:?}");
+    assert!(
+        times[2] >= interval * 3 / 4 && times[3] < interval * 3 / 2,
+        "{times:?}"
+    );
+    assert!(times[4] >= interval * 7 / 4, "{times:?}");
+    assert!(server.endpoint.is_draining());
+    let refused = tokio_tungstenite::connect_async(format!(
+        "ws://{}/socket/websocket?vsn=2.0.0",
+        server.addr
+    ))
+    .await;
+    assert!(
+        refused.is_err(),
+        "new connections are refused while draining"
     );
 }

@@ -193,6 +193,7 @@ impl Connection {
             endpoint.pubsub().subscribe(id, &mailbox);
         }
         metrics::connection_opened();
+        endpoint.connection_opened();
         let connection = Connection {
             link: Link {
                 serializer,
@@ -624,5 +625,6 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         metrics::connection_closed();
+        self.link.endpoint.connection_closed();
     }
 }

@@ -7,6 +7,7 @@
 //! Either way a broadcast to 100k clients is encoded once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -55,10 +56,87 @@ impl Default for EndpointConfig {
     }
 }
 
+/// How [`Endpoint::drain_in_batches`] closes a node's connections: Phoenix's endpoint drainer.
+///
+/// Closing every connection of a busy node at once sends all its clients to the other nodes in
+/// the same second (a reconnect storm); draining them in batches spreads the load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainOptions {
+    /// Connections closed per batch (Phoenix: 10 000).
+    pub batch_size: usize,
+    /// Time between two batches (Phoenix: 2 s).
+    pub batch_interval: Duration,
+    /// Longest the whole drain may take; connections still open then are left to the caller
+    /// (Phoenix: 30 s).
+    pub shutdown: Duration,
+}
+
+impl Default for DrainOptions {
+    fn default() -> Self {
+        DrainOptions {
+            batch_size: 10_000,
+            batch_interval: Duration::from_millis(2000),
+            shutdown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What [`Endpoint::drain_in_batches`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections open when the drain started.
+    pub initial: usize,
+    /// Batches released.
+    pub batches: u32,
+    /// Connections still open when the drain returned (0 unless `shutdown` ran out).
+    pub remaining: usize,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Where draining stands: connections whose ticket is below `released` must close.
+#[derive(Clone, Copy, Debug, Default)]
+struct DrainState {
+    draining: bool,
+    released: u64,
+}
+
 struct Inner {
     pubsub: PubSub,
     config: EndpointConfig,
-    drain: watch::Sender<bool>,
+    drain: watch::Sender<DrainState>,
+    /// Tickets handed to connections as they notice the drain: their place in the batches.
+    tickets: Arc<AtomicU64>,
+    /// Open connections.
+    live: AtomicUsize,
+}
+
+/// A connection's view of draining: resolves when its batch is released.
+pub(crate) struct DrainSignal {
+    rx: watch::Receiver<DrainState>,
+    tickets: Arc<AtomicU64>,
+    ticket: Option<u64>,
+}
+
+impl DrainSignal {
+    /// Waits until this connection must close. Cancel-safe (its place in line is kept).
+    pub(crate) async fn turn(&mut self) {
+        loop {
+            let state = *self.rx.borrow_and_update();
+            if state.draining {
+                let tickets = &self.tickets;
+                let ticket = *self
+                    .ticket
+                    .get_or_insert_with(|| tickets.fetch_add(1, Ordering::Relaxed));
+                if ticket < state.released {
+                    return;
+                }
+            }
+            if self.rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 /// Shared by every connection of a server. Cheap to clone.
@@ -78,12 +156,14 @@ impl std::fmt::Debug for Endpoint {
 impl Endpoint {
     /// An endpoint publishing through `pubsub`.
     pub fn new(pubsub: PubSub, config: EndpointConfig) -> Self {
-        let (drain, _) = watch::channel(false);
+        let (drain, _) = watch::channel(DrainState::default());
         Endpoint {
             inner: Arc::new(Inner {
                 pubsub,
                 config,
                 drain,
+                tickets: Arc::new(AtomicU64::new(0)),
+                live: AtomicUsize::new(0),
             }),
         }
     }
@@ -130,19 +210,76 @@ impl Endpoint {
         );
     }
 
-    /// Asks every connection of this node to close with code 1012 ("service restart") so that
-    /// clients reconnect elsewhere. Connections opened afterwards are refused.
+    /// Asks every connection of this node to close at once with code 1012 ("service restart")
+    /// so that clients reconnect elsewhere. Connections opened afterwards are refused. See
+    /// [`drain_in_batches`](Endpoint::drain_in_batches) to spread the reconnections.
     pub fn drain(&self) {
-        self.inner.drain.send_replace(true);
+        self.inner.drain.send_replace(DrainState {
+            draining: true,
+            released: u64::MAX,
+        });
     }
 
-    /// Whether [`drain`](Endpoint::drain) was called.
+    /// Closes this node's connections (code 1012) `batch_size` at a time every `batch_interval`,
+    /// refusing new ones, until none is left or `shutdown` has passed, like Phoenix's endpoint
+    /// drainer. Returns what it did; connections still open afterwards are the caller's to end.
+    pub async fn drain_in_batches(&self, options: DrainOptions) -> DrainReport {
+        let started = tokio::time::Instant::now();
+        let deadline = started + options.shutdown;
+        let initial = self.connection_count();
+        self.inner.drain.send_modify(|s| s.draining = true);
+        let mut batches = 0u32;
+        let mut released = 0u64;
+        let batch = options.batch_size.max(1) as u64;
+        while self.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            released = released.saturating_add(batch);
+            batches += 1;
+            self.inner
+                .drain
+                .send_modify(|s| s.released = s.released.max(released));
+            tracing::info!(
+                batch = batches,
+                open = self.connection_count(),
+                "draining connections"
+            );
+            let next = (tokio::time::Instant::now() + options.batch_interval).min(deadline);
+            while self.connection_count() > 0 && tokio::time::Instant::now() < next {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        DrainReport {
+            initial,
+            batches,
+            remaining: self.connection_count(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Whether [`drain`](Endpoint::drain) or [`drain_in_batches`](Endpoint::drain_in_batches)
+    /// was called.
     pub fn is_draining(&self) -> bool {
-        *self.inner.drain.borrow()
+        self.inner.drain.borrow().draining
     }
 
-    pub(crate) fn drain_signal(&self) -> watch::Receiver<bool> {
-        self.inner.drain.subscribe()
+    /// Connections open on this node right now (WebSocket and LongPoll).
+    pub fn connection_count(&self) -> usize {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.inner.live.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.inner.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn drain_signal(&self) -> DrainSignal {
+        DrainSignal {
+            rx: self.inner.drain.subscribe(),
+            tickets: self.inner.tickets.clone(),
+            ticket: None,
+        }
     }
 }
 

@@ -16,6 +16,6 @@ pub mod transport;
 
 pub use channel::{Channel, Info, Outcome, Reply, StopReason, to_object};
 pub use context::{ChannelHandle, Context, ReplyRef};
-pub use endpoint::{DISCONNECT, Endpoint, EndpointConfig};
+pub use endpoint::{DISCONNECT, DrainOptions, DrainReport, Endpoint, EndpointConfig};
 pub use origin::{CheckOrigin, OriginError, OriginPattern};
 pub use socket::{Assigns, ConnectError, ConnectInfo, Params, Routes, Socket, topic_matches};

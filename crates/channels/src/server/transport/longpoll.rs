@@ -243,7 +243,7 @@ async fn run(
                 }
                 Control::Continue
             }
-            Ok(()) = drain.changed() => break,
+            () = drain.turn() => break,
         };
         let frames: Vec<String> = connection
             .take_output()

@@ -148,7 +148,7 @@ async fn run(
                 connection.handle_event(event).await
             }
             () = &mut idle => Control::Close(CloseReason::IDLE),
-            Ok(()) = drain.changed() => Control::Close(CloseReason::DRAIN),
+            () = drain.turn() => Control::Close(CloseReason::DRAIN),
         };
         if write_out(&mut ws, &mut connection, mount).await.is_err() {
             tracing::debug!("client stopped reading or went away; closing");
