@@ -6,9 +6,16 @@
 //! reached it retries with a growing delay and says so in the log (spec §17.3): a node cannot
 //! serve its product page before its cache is loaded.
 //!
-//! [`Node::shutdown`] drains first (every WebSocket is closed with code 1012 so that browsers
-//! reconnect, elsewhere if there is an elsewhere), then stops accepting requests, finishes the
-//! ones in flight and closes the database.
+//! In a cluster (`pubsub_url`: Redis or NATS) the node waits briefly for the broker at start, then
+//! serves whether or not it is there; [`crate::cluster::watch`] catches the node up whenever the
+//! broker comes back.
+//!
+//! [`Node::shutdown`] drains first, in batches like Phoenix's drainer (every WebSocket is closed
+//! with code 1012 so that browsers reconnect, elsewhere if there is an elsewhere; new ones are
+//! refused), then, with `permdown_on_shutdown`, tells the other nodes to drop this node's carts at
+//! once (tracker `graceful_permdown`) instead of after the down period, then stops accepting
+//! requests, finishes the ones in flight and closes the database. Every step is bounded: the drain
+//! by `drain.shutdown`, the permdown by [`PERMDOWN_TIMEOUT`], requests by 5 s.
 //!
 //! Tests start nodes in-process with [`NodeConfig::for_tests`] on port 0.
 
@@ -17,8 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use channels::presence::Presence;
-use channels::server::{CheckOrigin, Endpoint, EndpointConfig};
-use pubsub::PubSub;
+use channels::server::{CheckOrigin, DrainOptions, Endpoint, EndpointConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -36,6 +42,12 @@ use crate::web::{self, AppState};
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long shutdown waits for the tracker's graceful permdown to be sent.
+pub const PERMDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a starting node waits for its pubsub broker before serving without it.
+const BROKER_START_WAIT: Duration = Duration::from_secs(5);
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone)]
@@ -68,6 +80,12 @@ pub struct NodeConfig {
     pub tracker: tracker::Options,
     /// Mark the session cookie `Secure` (HTTPS deployments).
     pub cookie_secure: bool,
+    /// The cluster's pubsub broker (`redis://…`, `nats://…`); `None` or `local`: a single node.
+    pub pubsub_url: Option<String>,
+    /// On shutdown, tell the other nodes to drop this node's presences at once.
+    pub permdown_on_shutdown: bool,
+    /// How shutdown drains the sockets.
+    pub drain: DrainOptions,
 }
 
 impl NodeConfig {
@@ -92,6 +110,9 @@ impl NodeConfig {
                 ..tracker::Options::default()
             },
             cookie_secure: false,
+            pubsub_url: None,
+            permdown_on_shutdown: false,
+            drain: DrainOptions::default(),
         }
     }
 }
@@ -111,6 +132,9 @@ pub enum NodeError {
     /// The CartTracker refused its options.
     #[error("the CartTracker could not start: {0}")]
     Tracker(#[from] tracker::OptionsError),
+    /// `PUBSUB_URL` is wrong.
+    #[error("PUBSUB_URL: {0}")]
+    PubSub(#[from] pubsub::ConnectError),
     /// The listen address is taken or not ours.
     #[error(
         "could not listen on {addr}: {cause}; is another server using that port? Set PORT \
@@ -131,6 +155,9 @@ pub struct Node {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     replication: JoinHandle<()>,
+    cluster: JoinHandle<()>,
+    permdown_on_shutdown: bool,
+    drain: DrainOptions,
 }
 
 impl std::fmt::Debug for Node {
@@ -152,10 +179,32 @@ impl Node {
         &self.state
     }
 
-    /// Drains the sockets, stops accepting, waits (briefly) for requests in flight, and closes
-    /// the database.
+    /// Drains the sockets in batches, permdowns this node's presences on the other nodes (when
+    /// configured), stops accepting, waits (briefly) for requests in flight, and closes the
+    /// database. See the module docs for the bounds.
     pub async fn shutdown(mut self) {
+        let report = self.state.endpoint.drain_in_batches(self.drain).await;
+        tracing::info!(
+            connections = report.initial,
+            batches = report.batches,
+            remaining = report.remaining,
+            elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+            "sockets drained"
+        );
+        // Whatever is still open after the drain's bound closes now.
         self.state.endpoint.drain();
+        if self.permdown_on_shutdown {
+            let permdown = self.state.cart_tracker.tracker().graceful_permdown();
+            match tokio::time::timeout(PERMDOWN_TIMEOUT, permdown).await {
+                Ok(()) => tracing::info!(
+                    "told the other nodes to drop this node's presences (graceful permdown)"
+                ),
+                Err(_) => tracing::warn!(
+                    "graceful permdown did not finish in time; the other nodes drop this \
+                     node's presences after their down period"
+                ),
+            }
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -169,6 +218,7 @@ impl Node {
             }
         }
         self.replication.abort();
+        self.cluster.abort();
         self.state.db.close().await;
         tracing::info!("node stopped");
     }
@@ -193,7 +243,18 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
 
     let db = open_database(&config).await?;
 
-    let pubsub = PubSub::new(config.node_name.clone());
+    let pubsub = pubsub::connect(&config.node_name, config.pubsub_url.as_deref())?;
+    if pubsub.adapter_kind() != "local" {
+        if pubsub.wait_connected(BROKER_START_WAIT).await {
+            tracing::info!(adapter = pubsub.adapter_kind(), node = %config.node_name, "pubsub broker connected");
+        } else {
+            tracing::warn!(
+                adapter = pubsub.adapter_kind(),
+                status = %pubsub.adapter_status(),
+                "pubsub broker unreachable; serving this node's clients alone until it answers"
+            );
+        }
+    }
     let endpoint = Endpoint::new(
         pubsub.clone(),
         EndpointConfig {
@@ -210,13 +271,19 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         None,
         Some(dashboard.observer()),
     )?;
-    let replication = Replication::new(pubsub);
+    let replication = Replication::new(pubsub.clone());
     let notifier = Arc::new(ChannelNotifier::new(endpoint.clone()));
     let inventory = retry("loading the inventory", config.db_retry_max_delay, || {
         Inventory::load(db.clone(), notifier.clone(), replication.sink())
     })
     .await?;
     let replication = tokio::spawn(replication.run(inventory.clone()));
+    let cluster = crate::cluster::watch(
+        pubsub,
+        inventory.clone(),
+        endpoint.clone(),
+        notifier.clone(),
+    );
     let catalog = inventory.clone();
     dashboard.spawn_publisher(endpoint.clone(), move || catalog.snapshot());
 
@@ -236,12 +303,11 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         metrics,
     };
     let app = web::router(state.clone());
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|cause| NodeError::Bind {
-            addr: config.listen,
-            cause,
-        })?;
+    raise_open_file_limit();
+    let listener = listen(config.listen).map_err(|cause| NodeError::Bind {
+        addr: config.listen,
+        cause,
+    })?;
     let addr = listener.local_addr().map_err(|cause| NodeError::Bind {
         addr: config.listen,
         cause,
@@ -264,6 +330,9 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         shutdown: Some(tx),
         server,
         replication,
+        cluster,
+        permdown_on_shutdown: config.permdown_on_shutdown,
+        drain: config.drain,
     })
 }
 
@@ -322,5 +391,29 @@ where
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// Pending connections the kernel may queue before the server accepts them. Launches open
+/// thousands of connections within seconds; the usual 1024 overflows and clients wait for SYN
+/// retransmits (1 s, 3 s, 7 s…). The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 8192;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Raises the soft limit of open files to the hard limit: every shopper holds a socket.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
     }
 }
