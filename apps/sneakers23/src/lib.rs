@@ -16,6 +16,7 @@
 //! On the core, the serving node:
 //!
 //! - [`node`]: starting and stopping a node (`serve`), [`config`]: its settings;
+//! - [`cluster`]: the node in a cluster (catching up after a broker outage);
 //! - [`web`]: pages, checkout, assets, control API, health and metrics on one [`web::AppState`];
 //! - [`sockets`]: the ProductSocket with its `product:*` and `cart:*` channels;
 //! - [`notifier`]: inventory changes to browsers; [`tokens`]: the signed cart and control token;
@@ -25,6 +26,7 @@
 pub mod admin;
 pub mod cart;
 pub mod checkout;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod db;

@@ -113,7 +113,7 @@ struct ServeArgs {
     env: Env,
     #[command(flatten)]
     secret: SecretArgs,
-    /// This node's name in the cluster.
+    /// This node's name in the cluster: unique per node, stable across its restarts.
     #[arg(long, env = "NODE_NAME", default_value = "sneakers23")]
     node_name: String,
     /// Allowed page origins for the socket: `off`, `conn` (same host as the request) or a
@@ -154,6 +154,24 @@ struct ServeArgs {
     /// Mark the session cookie Secure (only sent over HTTPS).
     #[arg(long, env = "COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
     cookie_secure: bool,
+    /// The cluster's pubsub broker: `local` (a single node), `redis://host:6379/?cluster=NAME`
+    /// or `nats://host:4222/?cluster=NAME`; the same on every node. See docs/OPERATIONS.md for
+    /// the URL's tuning parameters.
+    #[arg(long, env = "PUBSUB_URL", default_value = "local")]
+    pubsub_url: String,
+    /// On shutdown, tell the other nodes to drop this node's carts at once (tracker graceful
+    /// permdown) instead of after TRACKER_DOWN_PERIOD_MS.
+    #[arg(long, env = "PERMDOWN_ON_SHUTDOWN", default_value_t = false, action = clap::ArgAction::Set)]
+    permdown_on_shutdown: bool,
+    /// Shutdown: sockets closed per batch.
+    #[arg(long, env = "DRAIN_BATCH_SIZE", default_value_t = 10_000)]
+    drain_batch_size: usize,
+    /// Shutdown: milliseconds between two batches of sockets closed.
+    #[arg(long, env = "DRAIN_BATCH_INTERVAL_MS", default_value_t = 2000)]
+    drain_batch_interval_ms: u64,
+    /// Shutdown: longest the draining of sockets may take, in milliseconds.
+    #[arg(long, env = "DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    drain_timeout_ms: u64,
 }
 
 impl ServeArgs {
@@ -201,6 +219,13 @@ impl ServeArgs {
             admin,
             tracker,
             cookie_secure: self.cookie_secure,
+            pubsub_url: Some(self.pubsub_url.clone()),
+            permdown_on_shutdown: self.permdown_on_shutdown,
+            drain: channels::server::DrainOptions {
+                batch_size: self.drain_batch_size.max(1),
+                batch_interval: Duration::from_millis(self.drain_batch_interval_ms.max(1)),
+                shutdown: Duration::from_millis(self.drain_timeout_ms),
+            },
         })
     }
 }

@@ -192,6 +192,11 @@ impl PubSub {
             || self.adapter_status() == AdapterStatus::Connected
     }
 
+    /// The adapter's short name: `local`, `memory`, `redis`, `nats`…
+    pub fn adapter_kind(&self) -> &'static str {
+        self.inner.adapter.kind()
+    }
+
     /// The adapter's traffic counters (frames and bytes to and from other nodes, drops).
     pub fn adapter_stats(&self) -> AdapterStats {
         self.inner.adapter.stats()

@@ -3,11 +3,17 @@
 //! `/health` answers `200` with `{"status":"ok",…}` when the database answers a trivial query,
 //! `503` with `"status":"degraded"` otherwise (pages keep being served from the cache, but
 //! purchases and releases fail), and reports the pubsub adapter's state and this node's name.
+//! While the pubsub broker is unreachable it answers `200` with `"status":"degraded"`: the node
+//! serves its own clients, but they miss what happens on other nodes. The `cluster` object tells
+//! the adapter (`local`, `redis`, `nats`), its status and traffic, and the other nodes the
+//! CartTracker knows with their status (`up`/`down`).
 //!
 //! `/metrics` is the Prometheus text of every counter recorded in the process: the channels
 //! server's `channels_*` (connections, joins, frames, crashes), the presence's
-//! `presence_entries`, and the store's `store_*` (releases, stock changes, sell-outs,
-//! replicated events, cart operations by result, checkouts by outcome).
+//! `presence_entries`, the pubsub hub's `pubsub_*` and its adapter's `pubsub_adapter_*`
+//! (connected 0/1, frames and bytes sent and received, dropped, queued, reconnects), and the
+//! store's `store_*` (releases, stock changes, sell-outs, replicated events, cart operations by
+//! result, checkouts by outcome).
 
 use std::sync::OnceLock;
 
@@ -47,13 +53,40 @@ pub async fn health(State(state): State<AppState>) -> Response {
         AdapterStatus::Disconnected(error) => format!("disconnected: {error}"),
     };
     let snapshot = state.inventory.snapshot();
+    let pubsub_ok = state.endpoint.pubsub().adapter_status() == AdapterStatus::Connected;
+    let stats = state.endpoint.pubsub().adapter_stats();
+    let nodes: Vec<serde_json::Value> = state
+        .cart_tracker
+        .tracker()
+        .replicas()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "name": &*r.replica.name,
+                "status": match r.status {
+                    tracker::Status::Up => "up",
+                    tracker::Status::Down => "down",
+                },
+            })
+        })
+        .collect();
     let body = json!({
-        "status": if db.is_ok() { "ok" } else { "degraded" },
+        "status": if db.is_ok() && pubsub_ok { "ok" } else { "degraded" },
         "node": &*state.endpoint.pubsub().node().name,
         "database": match &db { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
         "pubsub": pubsub,
         "products": snapshot.product_count(),
         "draining": state.endpoint.is_draining(),
+        "cluster": {
+            "adapter": state.endpoint.pubsub().adapter_kind(),
+            "connected": pubsub_ok,
+            "nodes": nodes,
+            "frames_sent": stats.frames_sent,
+            "frames_received": stats.frames_received,
+            "dropped": stats.dropped,
+            "reconnects": stats.reconnects,
+        },
+        "connections": state.endpoint.connection_count(),
     });
     let status = if db.is_ok() {
         StatusCode::OK
@@ -69,6 +102,22 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("pubsub_published").set(stats.published as f64);
     metrics::gauge!("pubsub_delivered").set(stats.delivered as f64);
     metrics::gauge!("pubsub_lagged").set(stats.lagged as f64);
+    let pubsub = state.endpoint.pubsub();
+    let adapter = pubsub.adapter_stats();
+    metrics::gauge!("pubsub_adapter_connected").set(
+        if pubsub.adapter_status() == AdapterStatus::Connected {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    metrics::gauge!("pubsub_adapter_frames_sent").set(adapter.frames_sent as f64);
+    metrics::gauge!("pubsub_adapter_bytes_sent").set(adapter.bytes_sent as f64);
+    metrics::gauge!("pubsub_adapter_frames_received").set(adapter.frames_received as f64);
+    metrics::gauge!("pubsub_adapter_bytes_received").set(adapter.bytes_received as f64);
+    metrics::gauge!("pubsub_adapter_dropped").set(adapter.dropped as f64);
+    metrics::gauge!("pubsub_adapter_queued").set(adapter.queued as f64);
+    metrics::gauge!("pubsub_adapter_reconnects").set(adapter.reconnects as f64);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

@@ -218,6 +218,10 @@ impl Adapter for MemoryAdapter {
         };
         self.send_to(target.into_iter().collect(), frame);
     }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
 }
 
 #[cfg(test)]

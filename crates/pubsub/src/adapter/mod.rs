@@ -89,6 +89,10 @@ pub trait Adapter: Send + Sync + 'static {
     fn stats(&self) -> AdapterStats {
         AdapterStats::default()
     }
+    /// A short name of the adapter for logs and health checks (`local`, `redis`, `nats`…).
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// The single-node adapter: there are no other nodes, so nothing leaves.
@@ -99,6 +103,9 @@ impl Adapter for Local {
     fn start(&self, _node: &Node, _inbound: Inbound) {}
     fn broadcast(&self, _frame: Bytes) {}
     fn direct(&self, _node: &str, _frame: Bytes) {}
+    fn kind(&self) -> &'static str {
+        "local"
+    }
 }
 
 /// The door through which an adapter delivers frames that arrived from other nodes.

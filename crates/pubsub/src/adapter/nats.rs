@@ -163,6 +163,10 @@ impl Adapter for NatsAdapter {
     fn stats(&self) -> AdapterStats {
         self.shared.stats()
     }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
 }
 
 struct Task {

@@ -158,6 +158,10 @@ impl Adapter for RedisAdapter {
     fn stats(&self) -> AdapterStats {
         self.shared.stats()
     }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
 }
 
 /// The sender task: publishes queued frames in pipelined batches.
