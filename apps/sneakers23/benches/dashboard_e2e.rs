@@ -8,7 +8,8 @@
 //! latency is uniform over 0–250 ms plus the pipeline.
 //!
 //! `cargo bench -p sneakers23 --bench dashboard_e2e` (environment: `E2E_SAMPLES`, `E2E_SHOPPERS`,
-//! `E2E_LOAD_OPS`).
+//! `E2E_LOAD_OPS`, and `E2E_TRACKED`: carts tracked directly in the CartTracker beforehand, to
+//! measure with e.g. 100k carts present).
 #![allow(missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -24,6 +25,7 @@ use common::admin::{DashboardMirror, admin_socket};
 use common::web::{PhxSocket, TestNode, cart_id};
 use serde_json::json;
 use sneakers23::admin::{AGGREGATE, AGGREGATE_DELTA, DASHBOARD_TOPIC};
+use sneakers23::sockets::CART_TRACKER_TOPIC;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -87,9 +89,46 @@ async fn run() {
     let t = TestNode::start(Backend::Sqlite, true).await;
     let (i1, i2, i3) = (t.fx.i1, t.fx.i2, t.fx.i3);
 
+    // Carts tracked straight in the CartTracker (no sockets), to measure at scale.
+    let tracked = env("E2E_TRACKED", 0);
+    let presence = t.node.state().cart_tracker.clone();
+    let mut guards = Vec::with_capacity(tracked);
+    let tracking = Instant::now();
+    for n in 0..tracked {
+        let item = if n % 2 == 0 { i1 } else { i2 };
+        let meta = json!({
+            "page_loaded_at": 1_700_000_000_000_i64,
+            "page": format!("/bench/{}", 1 + n % 4),
+            "items": [item],
+        });
+        let key = format!("tracked{n:0>57}");
+        guards.push(
+            presence
+                .track(CART_TRACKER_TOPIC, &key, meta)
+                .expect("track"),
+        );
+    }
+    while t.node.state().dashboard.snapshot().shoppers < tracked as u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if tracked > 0 {
+        println!(
+            "{tracked} carts tracked and aggregated in {:.0} ms",
+            tracking.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+
     let mut admin = admin_socket(&t).await;
+    let joining = Instant::now();
     admin.join_ok(DASHBOARD_TOPIC, json!({})).await;
-    let mut mirror = DashboardMirror::from_snapshot(admin.expect(DASHBOARD_TOPIC, AGGREGATE).await);
+    let snapshot = admin.expect(DASHBOARD_TOPIC, AGGREGATE).await;
+    println!(
+        "admin join -> aggregate snapshot: {:.1} ms, {} bytes ({} shoppers)",
+        joining.elapsed().as_secs_f64() * 1000.0,
+        snapshot.to_string().len(),
+        snapshot["shoppers"]
+    );
+    let mut mirror = DashboardMirror::from_snapshot(snapshot);
 
     // The background load.
     let stop = Arc::new(AtomicBool::new(false));
@@ -157,5 +196,6 @@ async fn run() {
         ms(latencies.last().copied().unwrap_or_default()),
         bytes as f64 / elapsed.as_secs_f64(),
     );
+    drop(guards);
     t.node.shutdown().await;
 }
