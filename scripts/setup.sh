@@ -54,6 +54,11 @@ if ! listening 5432; then
   wait_port 5432 postgresql
 fi
 
+if ! command -v psql >/dev/null 2>&1; then
+  log "installing the PostgreSQL client (the cluster browser suite creates its database with psql)"
+  apt_install postgresql-client
+fi
+
 if ! listening 6379; then
   if ! command -v redis-server >/dev/null 2>&1; then
     log "installing redis"
