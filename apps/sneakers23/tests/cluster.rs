@@ -18,7 +18,8 @@
 //!   carts at once (long before the down period), the process exits within its bound;
 //! - inventory across nodes: operator commands (`--node-url`) on one node, `released` and
 //!   `stock_change` reaching clients of every node, `item_out` re-rendering carts of every node;
-//! - concurrent purchases spread over two nodes sell exactly the stock.
+//! - concurrent purchases spread over two nodes sell exactly the stock;
+//! - invalid cluster settings (tracker periods, `PUBSUB_URL`) are refused at start.
 //!
 //! The tests of this file take turns (a file-wide lock): a handful of node processes at a time is
 //! what two cores can run with 100 ms ticks. Every wait is on a condition with a deadline.
@@ -742,4 +743,56 @@ async fn concurrent_purchases_on_two_nodes_sell_exactly_the_stock(broker: Broker
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Runs `sneakers23 serve` with `env` and expects it to refuse to start, saying `expected`.
+async fn refused(env: &[(&str, &str)], expected: &str) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(BIN)
+            .arg("serve")
+            .env("PORT", "0")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/store.db", dir.path().display()),
+            )
+            .env("SECRET_KEY_BASE", SECRET)
+            .env("SEED_IF_EMPTY", "false")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("serve gives up at once")
+    .expect("running serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "serve started with {env:?}");
+    assert!(stderr.contains(expected), "{env:?}: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_cluster_settings_are_refused_at_start() {
+    refused(
+        &[
+            ("TRACKER_BROADCAST_PERIOD_MS", "1500"),
+            ("TRACKER_DOWN_PERIOD_MS", "2000"),
+        ],
+        "TRACKER_DOWN_PERIOD_MS=2000",
+    )
+    .await;
+    refused(
+        &[
+            ("TRACKER_DOWN_PERIOD_MS", "30000"),
+            ("TRACKER_PERMDOWN_PERIOD_MS", "30000"),
+        ],
+        "permdown_period",
+    )
+    .await;
+    refused(&[("PUBSUB_URL", "kafka://127.0.0.1:9092")], "PUBSUB_URL").await;
+    refused(
+        &[("PUBSUB_URL", "redis://127.0.0.1:6379/?cluster=a.b")],
+        "cluster",
+    )
+    .await;
 }
