@@ -40,7 +40,9 @@ impl Socket for CompatSocket {
     }
 
     fn id(&self, assigns: &Assigns) -> Option<String> {
-        assigns.get::<User>().map(|u| format!("user_socket:{}", u.0))
+        assigns
+            .get::<User>()
+            .map(|u| format!("user_socket:{}", u.0))
     }
 
     fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
@@ -88,7 +90,10 @@ impl Channel for Room {
             ("echo", Payload::Json(value)) => Reply::ok(object(json!({"echo": value}))).into(),
             ("echo", Payload::Binary(bytes)) => Reply::ok(OutPayload::Binary(bytes)).into(),
             ("push_binary", Payload::Json(_)) => {
-                ctx.push("binary", OutPayload::Binary(bytes::Bytes::from_static(&[1, 2, 3, 255])));
+                ctx.push(
+                    "binary",
+                    OutPayload::Binary(bytes::Bytes::from_static(&[1, 2, 3, 255])),
+                );
                 Reply::ok(OutPayload::empty()).into()
             }
             ("fail", _) => Reply::error_reason("failed on request").into(),
@@ -148,8 +153,7 @@ impl Channel for Room {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let pubsub = pubsub::PubSub::new("compat");
@@ -165,7 +169,11 @@ async fn main() -> anyhow::Result<()> {
         ..EndpointConfig::default()
     };
     let endpoint = Endpoint::new(pubsub.clone(), config);
-    let presence = Presence::start(endpoint.clone(), "compat_presence", tracker::Options::default())?;
+    let presence = Presence::start(
+        endpoint.clone(),
+        "compat_presence",
+        tracker::Options::default(),
+    )?;
     let routes = Routes::new().route("room:*", move |_topic| {
         Box::new(Room {
             presence: presence.clone(),
@@ -181,7 +189,10 @@ async fn main() -> anyhow::Result<()> {
             "/socket",
             socket_router(endpoint, socket, Transports::all()),
         );
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(

@@ -66,7 +66,9 @@ impl Socket for AuthSocket {
     }
 
     fn id(&self, assigns: &Assigns) -> Option<String> {
-        assigns.get::<UserId>().map(|u| format!("auth_socket:{}", u.0))
+        assigns
+            .get::<UserId>()
+            .map(|u| format!("auth_socket:{}", u.0))
     }
 
     fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
@@ -79,11 +81,21 @@ struct PingChannel;
 
 #[async_trait]
 impl Channel for PingChannel {
-    async fn join(&mut self, _: &str, _: Payload, _: &mut Context<'_>) -> Result<OutPayload, OutPayload> {
+    async fn join(
+        &mut self,
+        _: &str,
+        _: Payload,
+        _: &mut Context<'_>,
+    ) -> Result<OutPayload, OutPayload> {
         Ok(OutPayload::empty())
     }
 
-    async fn handle_in(&mut self, event: &str, _payload: Payload, _ctx: &mut Context<'_>) -> Outcome {
+    async fn handle_in(
+        &mut self,
+        event: &str,
+        _payload: Payload,
+        _ctx: &mut Context<'_>,
+    ) -> Outcome {
         match event {
             "ping" => Reply::ok_json(&json!({"ping": "pong"})).into(),
             _ => Reply::error_reason("unknown event").into(),
@@ -96,12 +108,22 @@ struct UserChannel;
 
 #[async_trait]
 impl Channel for UserChannel {
-    async fn join(&mut self, topic: &str, _: Payload, ctx: &mut Context<'_>) -> Result<OutPayload, OutPayload> {
-        let own = ctx.assigns().get::<UserId>().map(|u| format!("user:{}", u.0));
+    async fn join(
+        &mut self,
+        topic: &str,
+        _: Payload,
+        ctx: &mut Context<'_>,
+    ) -> Result<OutPayload, OutPayload> {
+        let own = ctx
+            .assigns()
+            .get::<UserId>()
+            .map(|u| format!("user:{}", u.0));
         if own.as_deref() == Some(topic) {
             Ok(OutPayload::empty())
         } else {
-            Err(OutPayload::Json(to_object(&json!({"reason": "unauthorized"}))))
+            Err(OutPayload::Json(to_object(
+                &json!({"reason": "unauthorized"}),
+            )))
         }
     }
 
@@ -118,11 +140,18 @@ struct TrackedChannel {
 
 #[async_trait]
 impl Channel for TrackedChannel {
-    async fn join(&mut self, _: &str, _: Payload, ctx: &mut Context<'_>) -> Result<OutPayload, OutPayload> {
+    async fn join(
+        &mut self,
+        _: &str,
+        _: Payload,
+        ctx: &mut Context<'_>,
+    ) -> Result<OutPayload, OutPayload> {
         if ctx.assigns().get::<UserId>().is_some() {
             Ok(OutPayload::empty())
         } else {
-            Err(OutPayload::Json(to_object(&json!({"reason": "user_id required"}))))
+            Err(OutPayload::Json(to_object(
+                &json!({"reason": "user_id required"}),
+            )))
         }
     }
 
@@ -184,7 +213,11 @@ struct TokenQuery {
 pub async fn serve(port: u16, secret_key_base: &str) -> anyhow::Result<()> {
     let pubsub = pubsub::PubSub::new("hello_sockets");
     let endpoint = Endpoint::new(pubsub, EndpointConfig::default());
-    let presence = Presence::start(endpoint.clone(), "user_tracker", tracker::Options::default())?;
+    let presence = Presence::start(
+        endpoint.clone(),
+        "user_tracker",
+        tracker::Options::default(),
+    )?;
     let signer = Signer::new(secret_key_base, TOKEN_SALT)?;
 
     let open = Arc::new(OpenSocket {
@@ -235,6 +268,10 @@ pub async fn serve(port: u16, secret_key_base: &str) -> anyhow::Result<()> {
         );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

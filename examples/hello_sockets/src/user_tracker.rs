@@ -40,7 +40,11 @@ pub fn user_meta(user_id: &str) -> Meta {
 }
 
 fn keys(tracker: &Tracker) -> Vec<String> {
-    let mut keys: Vec<String> = tracker.list(TOPIC).iter().map(|p| p.key.to_string()).collect();
+    let mut keys: Vec<String> = tracker
+        .list(TOPIC)
+        .iter()
+        .map(|p| p.key.to_string())
+        .collect();
     keys.sort();
     keys
 }
@@ -69,12 +73,22 @@ pub async fn demo() -> anyhow::Result<()> {
     a.track(&ann, TOPIC, "ann", user_meta("ann"))?;
     b.track(&bob, TOPIC, "bob", user_meta("bob"))?;
     let want = vec!["ann".to_owned(), "bob".to_owned()];
-    wait_until("both replicas list ann and bob", || keys(&a) == want && keys(&b) == want).await?;
+    wait_until("both replicas list ann and bob", || {
+        keys(&a) == want && keys(&b) == want
+    })
+    .await?;
     println!("a lists {:?}; b lists {:?}", keys(&a), keys(&b));
     drop(bob);
     let want = vec!["ann".to_owned()];
-    wait_until("bob's leave reaches a", || keys(&a) == want && keys(&b) == want).await?;
-    println!("after bob's process ended: a lists {:?}; b lists {:?}", keys(&a), keys(&b));
+    wait_until("bob's leave reaches a", || {
+        keys(&a) == want && keys(&b) == want
+    })
+    .await?;
+    println!(
+        "after bob's process ended: a lists {:?}; b lists {:?}",
+        keys(&a),
+        keys(&b)
+    );
     Ok(())
 }
 
