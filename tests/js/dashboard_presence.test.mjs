@@ -12,11 +12,16 @@ import { nextEvent, outcome, until } from "./support.mjs";
 
 let node;
 const sockets = [];
+// Item ids in stock in each product: the seed sells out ~10 % of sizes at random.
+let inStock = [[], []];
 
 before(async () => {
   node = await startStore();
   await node.cli("release", "1");
   await node.cli("release", "2");
+  inStock = (await node.inventory()).map((p) =>
+    p.items.filter((i) => i.available_count > 0).map((i) => String(i.id)),
+  );
 });
 
 after(async () => {
@@ -91,17 +96,19 @@ test("carts opened with the client drive the official Presence on admin:cart_tra
   }
 
   // add_item in A's first tab: both tabs of A end up with [1], each update a leave + join.
-  const added = await outcome(a1.channel.push("add_item", { item_id: "1" }));
+  const itemA = inStock[0][0];
+  const added = await outcome(a1.channel.push("add_item", { item_id: itemA }));
   assert.equal(added.status, "ok", JSON.stringify(added));
-  await until(() => metasOf(a).length === 2 && metasOf(a).every((m) => m.items.join() === "1"), "A's tabs updated");
+  await until(() => metasOf(a).length === 2 && metasOf(a).every((m) => m.items.join() === itemA), "A's tabs updated");
   const update = diffs.find((d) => d.joins[a] && d.leaves[a]);
   assert.ok(update, "an update arrives as a join and a leave of the same key");
   const joinedMeta = update.joins[a].metas[0];
   assert.ok(update.leaves[a].metas.some((m) => m.phx_ref === joinedMeta.phx_ref_prev));
 
   // A second item in B; B's meta follows.
-  assert.equal((await outcome(b1.channel.push("add_item", { item_id: "14" }))).status, "ok");
-  await until(() => metasOf(b)[0]?.items.join() === "14", "B updated");
+  const itemB = inStock[1][0];
+  assert.equal((await outcome(b1.channel.push("add_item", { item_id: itemB }))).status, "ok");
+  await until(() => metasOf(b)[0]?.items.join() === itemB, "B updated");
 
   // The client's state equals the server's list, meta by meta.
   const server = JSON.parse(await node.cli("presence", "list"));
@@ -139,7 +146,7 @@ test("admin:dashboard gives one aggregate then small deltas with consecutive seq
   const tabs = [];
   for (const [n, page] of ["/bench/1", "/bench/2", "/bench/2"].entries()) {
     const tab = await openCart(cartId(String(n)), { page });
-    assert.equal((await outcome(tab.channel.push("add_item", { item_id: String(n + 1) }))).status, "ok");
+    assert.equal((await outcome(tab.channel.push("add_item", { item_id: inStock[0][n] }))).status, "ok");
     tabs.push(tab);
   }
   const view = () => {
@@ -155,7 +162,7 @@ test("admin:dashboard gives one aggregate then small deltas with consecutive seq
     return state;
   };
   await until(() => view().shoppers === 3, "three shoppers", 10000);
-  await until(() => view().carts["1"] === 1 && view().carts["2"] === 1 && view().carts["3"] === 1, "carts");
+  await until(() => inStock[0].slice(0, 3).every((id) => view().carts[id] === 1), "carts");
   assert.deepEqual(Object.fromEntries(view().pages), { "/bench/1": 1, "/bench/2": 2 });
   const seqs = deltas.map((d) => d.seq).filter((s) => s > snapshot.seq);
   seqs.forEach((seq, i) => assert.equal(seq, snapshot.seq + 1 + i, "consecutive sequence numbers"));
