@@ -3,7 +3,7 @@
 //! over TCP (the brokers of this machine, 127.0.0.1:6379 and 127.0.0.1:4222).
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-cluster cargo bench -p sneakers23 --bench cluster -- \
+//! cargo bench -p sneakers23 --bench cluster -- \
 //!     [--broker redis|nats|both] [--period-ms 100] [--singles 200] [--burst 10000] [--full 100000]
 //! ```
 //!

@@ -1,7 +1,7 @@
 //! Tracker benchmarks: local operations through the public handle, queries, process exits, and
 //! CRDT merges of deltas and full states.
 //!
-//! `CARGO_TARGET_DIR=/work/target-tracker cargo bench -p tracker --bench tracker`
+//! `cargo bench -p tracker --bench tracker`
 //! (append `-- <filter>` to run a subset, e.g. `-- track/`).
 
 #![allow(missing_docs, clippy::unwrap_used)]
