@@ -177,6 +177,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        return format!("{:.0} µs", d.as_secs_f64() * 1e6);
+    }
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -213,6 +216,31 @@ async fn bench(broker: &'static str, args: &Args) -> Vec<(String, String)> {
     let a = start_node(&url, "a", &options).await;
     let b = start_node(&url, "b", &options).await;
     assert!(knows(&a, &b).await && knows(&b, &a).await, "a and b meet");
+
+    // 0. The broker alone: one small broadcast from a, heard on b.
+    let (mailbox, mut inbox) = b.pubsub.mailbox(1024);
+    b.pubsub.subscribe("bench:ping", &mailbox);
+    let mut hops = Vec::with_capacity(1000);
+    for n in 0..1000u32 {
+        let t0 = Instant::now();
+        a.pubsub
+            .broadcast("bench:ping", bytes::Bytes::from(n.to_be_bytes().to_vec()));
+        let got = tokio::time::timeout(Duration::from_secs(5), inbox.recv())
+            .await
+            .expect("ping arrives")
+            .expect("open inbox");
+        assert_eq!(&got.payload[..], &n.to_be_bytes());
+        hops.push(t0.elapsed());
+    }
+    hops.sort();
+    rows.push((
+        "one pubsub broadcast → other node (n=1000, 4-byte payload)".into(),
+        format!(
+            "p50 {} · p99 {}",
+            ms(percentile(&hops, 0.5)),
+            ms(percentile(&hops, 0.99))
+        ),
+    ));
 
     // 1. Single joins.
     let mut processes: Vec<Process> = Vec::new();
@@ -383,7 +411,8 @@ async fn bench(broker: &'static str, args: &Args) -> Vec<(String, String)> {
         format!("full state of {full} presences → new node"),
         format!(
             "{} from first hearing the holder to listing all; {} from start (broker connect {}, \
-             holder's next heartbeat {}); {:.1} MB received in {} frames",
+             holder's next heartbeat {}); {:.1} MB received ({} frames after reassembly of \
+             1 MiB chunks)",
             ms(listed.saturating_sub(a_up)),
             ms(listed),
             ms(connected),
