@@ -118,6 +118,12 @@ impl Client {
 
     /// The next text frame as JSON, failing the test after `limit`.
     pub async fn recv(&mut self, limit: Duration) -> Value {
+        let text = self.recv_text(limit).await;
+        serde_json::from_str(&text).expect("server frames are JSON")
+    }
+
+    /// The next text frame as it came, failing the test after `limit`.
+    pub async fn recv_text(&mut self, limit: Duration) -> String {
         loop {
             let message = tokio::time::timeout(limit, self.ws.next())
                 .await
@@ -125,7 +131,7 @@ impl Client {
                 .expect("connection open")
                 .expect("frame read");
             if let Message::Text(text) = message {
-                return serde_json::from_str(&text).expect("server frames are JSON");
+                return text.to_string();
             }
         }
     }
