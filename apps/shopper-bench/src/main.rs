@@ -6,7 +6,13 @@
 //! cart) for the hold time. More shoppers than one process can hold (its open-file limit) are spread
 //! over worker processes; connections are spread over several 127.0.0.x source addresses so that
 //! tens of thousands fit in the ephemeral port range.
+//!
+//! With `--check-admin URL` (once per node of a cluster) the bench checks, after the hold and
+//! while its shoppers are still connected, that every node's admin dashboard
+//! (`/admin/aggregate.json`) counts at least the shoppers it holds (see [`admin`]); workers keep
+//! their shoppers connected until the check is over.
 
+mod admin;
 mod plot;
 mod report;
 mod shopper;
@@ -24,6 +30,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
+use admin::AdminReport;
 use report::{Summary, Tally, WireTally};
 use shopper::Plan;
 
@@ -78,15 +85,25 @@ struct RunArgs {
     /// Write an SVG plot of joined shoppers over time to this file.
     #[arg(long)]
     plot: Option<std::path::PathBuf>,
-    /// Compare with the admin dashboard's aggregate at this URL (e.g. the store's
-    /// `/admin/aggregate.json`), using ADMIN_USER / ADMIN_PASSWORD.
-    #[arg(long)]
-    check_admin: Option<String>,
+    /// After the hold, with the shoppers still connected, check that the admin dashboard
+    /// aggregate at this URL (the store's `/admin/aggregate.json`) counts at least the shoppers
+    /// the bench holds. Repeat once per node of a cluster: every node must.
+    #[arg(long, value_name = "URL")]
+    check_admin: Vec<String>,
+    /// Longest wait, in seconds, for every --check-admin dashboard to count the shoppers (the
+    /// aggregate is published every 250 ms and replicated across nodes by the tracker).
+    #[arg(long, env = "BENCH_CHECK_ADMIN_WAIT_SECS", default_value_t = 10.0)]
+    check_admin_wait_secs: f64,
     /// Admin user for --check-admin.
     #[arg(long, env = "ADMIN_USER", default_value = "admin")]
     admin_user: String,
     /// Admin password for --check-admin.
-    #[arg(long, env = "ADMIN_PASSWORD", default_value = "password")]
+    #[arg(
+        long,
+        env = "ADMIN_PASSWORD",
+        hide_env_values = true,
+        default_value = "password"
+    )]
     admin_password: String,
     /// Fail (exit 1) unless every shopper joined and every first add_item was answered (ok or an
     /// error reply such as `out_of_stock`).
@@ -100,7 +117,12 @@ const PER_WORKER: u64 = 15_000;
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum WorkerLine {
+    /// Shoppers joined so far.
     Joined(u64),
+    /// The hold is over with this many shoppers connected; the worker keeps them until its
+    /// stdin ends (the parent checks the dashboards meanwhile).
+    Holding(u64),
+    /// The worker's measurements, after its shoppers disconnected.
     Done { tally: WireTally, held: u64 },
 }
 
@@ -150,8 +172,14 @@ fn raise_fd_limit() -> u64 {
     }
 }
 
-/// Runs `args.shoppers` shoppers in this process, reporting joins as they happen.
-async fn run_here(args: &RunArgs, on_joined: impl Fn(u64)) -> anyhow::Result<(Tally, u64)> {
+/// Runs `args.shoppers` shoppers in this process, reporting joins as they happen. At the end of
+/// the hold, `release` is called with the number of shoppers connected, and the shoppers
+/// disconnect when it returns; its result is returned with the tally.
+async fn run_here<R>(
+    args: &RunArgs,
+    on_joined: impl Fn(u64),
+    release: impl AsyncFnOnce(u64) -> R,
+) -> anyhow::Result<(Tally, u64, R)> {
     let plan = plan(args)?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
@@ -210,6 +238,7 @@ async fn run_here(args: &RunArgs, on_joined: impl Fn(u64)) -> anyhow::Result<(Ta
         }
     }
     let held = tally.joined.saturating_sub(tally.dropped);
+    let released = release(held).await;
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = task.await;
@@ -217,21 +246,36 @@ async fn run_here(args: &RunArgs, on_joined: impl Fn(u64)) -> anyhow::Result<(Ta
     while let Ok(event) = events.try_recv() {
         tally.add(event);
     }
-    Ok((tally, held))
+    Ok((tally, held, released))
 }
 
 async fn worker(args: RunArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let progress = out.clone();
-    let (tally, held) = run_here(&args, move |joined| {
-        if joined % 100 == 0
-            && let Ok(mut out) = progress.lock()
-        {
-            let line = serde_json::to_string(&WorkerLine::Joined(joined)).unwrap_or_default();
-            let _ = writeln!(out, "{line}");
-        }
-    })
+    let holding = out.clone();
+    let (tally, held, ()) = run_here(
+        &args,
+        move |joined| {
+            if joined % 100 == 0
+                && let Ok(mut out) = progress.lock()
+            {
+                let line = serde_json::to_string(&WorkerLine::Joined(joined)).unwrap_or_default();
+                let _ = writeln!(out, "{line}");
+            }
+        },
+        async |held| {
+            if let Ok(mut out) = holding.lock() {
+                let line = serde_json::to_string(&WorkerLine::Holding(held)).unwrap_or_default();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            // Hold until the parent is done checking: it closes our stdin (or dies).
+            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            let mut line = String::new();
+            let _ = tokio::io::AsyncBufReadExt::read_line(&mut stdin, &mut line).await;
+        },
+    )
     .await?;
     let line = serde_json::to_string(&WorkerLine::Done {
         tally: tally.to_wire(),
@@ -266,7 +310,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
     let joined_total = Arc::new(AtomicU64::new(0));
-    let (tally, held) = if workers == 1 {
+    let (tally, held, elapsed, admin) = if workers == 1 {
         if fd_limit > 0 && args.shoppers + 64 > fd_limit {
             bail!(
                 "{} shoppers need more open files than this process may have ({fd_limit}); \
@@ -274,19 +318,32 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
                 args.shoppers
             );
         }
-        let bar = bar.clone();
+        let progress = bar.clone();
         let samples = samples.clone();
-        run_here(&args, move |joined| {
-            bar.set_position(joined);
-            if let Ok(mut s) = samples.lock() {
-                s.push((started.elapsed().as_secs_f64(), joined));
-            }
-        })
-        .await?
+        let (tally, held, (elapsed, admin)) = run_here(
+            &args,
+            move |joined| {
+                progress.set_position(joined);
+                if let Ok(mut s) = samples.lock() {
+                    s.push((started.elapsed().as_secs_f64(), joined));
+                }
+            },
+            async |held| {
+                let elapsed = started.elapsed();
+                bar.finish_and_clear();
+                (elapsed, check_admin(&args, held).await)
+            },
+        )
+        .await?;
+        (tally, held, elapsed, admin)
     } else {
         let exe = std::env::current_exe().context("finding this executable to start workers")?;
         let per = args.shoppers / workers;
         let mut handles = Vec::new();
+        // Closing a worker's stdin lets its shoppers go (see `WorkerLine::Holding`).
+        let mut stdins = Vec::new();
+        // Each worker's reader sends `Some(held)` when the worker holds, `None` if it ended first.
+        let (holding_tx, mut holding_rx) = mpsc::unbounded_channel::<Option<u64>>();
         for w in 0..workers {
             let mut worker_args = args.clone();
             worker_args.shoppers = per + u64::from(w < args.shoppers % workers);
@@ -294,41 +351,75 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             let mut child = Command::new(&exe)
                 .arg("worker")
                 .args(to_flags(&worker_args))
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
                 .context("starting a worker process")?;
             let stdout = child.stdout.take().context("worker stdout")?;
+            stdins.push(child.stdin.take().context("worker stdin")?);
             let bar = bar.clone();
             let joined_total = joined_total.clone();
             let samples = samples.clone();
+            let holding_tx = holding_tx.clone();
             handles.push(std::thread::spawn(
                 move || -> anyhow::Result<(WireTally, u64)> {
-                    let mut last = 0u64;
-                    for line in BufReader::new(stdout).lines() {
-                        let line = line?;
-                        match serde_json::from_str::<WorkerLine>(&line) {
-                            Ok(WorkerLine::Joined(n)) => {
-                                let total =
-                                    joined_total.fetch_add(n - last, Ordering::Relaxed) + n - last;
-                                last = n;
-                                bar.set_position(total);
-                                if let Ok(mut s) = samples.lock() {
-                                    s.push((started.elapsed().as_secs_f64(), total));
+                    let mut holding = false;
+                    let read = || -> anyhow::Result<(WireTally, u64)> {
+                        let mut last = 0u64;
+                        for line in BufReader::new(stdout).lines() {
+                            let line = line?;
+                            match serde_json::from_str::<WorkerLine>(&line) {
+                                Ok(WorkerLine::Joined(n)) => {
+                                    let total = joined_total.fetch_add(n - last, Ordering::Relaxed)
+                                        + n
+                                        - last;
+                                    last = n;
+                                    bar.set_position(total);
+                                    if let Ok(mut s) = samples.lock() {
+                                        s.push((started.elapsed().as_secs_f64(), total));
+                                    }
                                 }
+                                Ok(WorkerLine::Holding(held)) => {
+                                    holding = true;
+                                    let _ = holding_tx.send(Some(held));
+                                }
+                                Ok(WorkerLine::Done { tally, held }) => {
+                                    let _ = child.wait();
+                                    return Ok((tally, held));
+                                }
+                                Err(_) => {}
                             }
-                            Ok(WorkerLine::Done { tally, held }) => {
-                                let _ = child.wait();
-                                return Ok((tally, held));
-                            }
-                            Err(_) => {}
                         }
+                        let status = child.wait()?;
+                        bail!("worker ended without a result ({status})")
+                    };
+                    let result = read();
+                    if !holding {
+                        let _ = holding_tx.send(None);
                     }
-                    let status = child.wait()?;
-                    bail!("worker ended without a result ({status})")
+                    result
                 },
             ));
         }
+        drop(holding_tx);
+        let mut holding = 0;
+        let mut every_worker_holds = true;
+        for _ in 0..workers {
+            match holding_rx.recv().await {
+                Some(Some(held)) => holding += held,
+                Some(None) | None => every_worker_holds = false,
+            }
+        }
+        let elapsed = started.elapsed();
+        bar.finish_and_clear();
+        // A failed worker fails the run below; checking the dashboards would only delay that.
+        let admin = if every_worker_holds {
+            check_admin(&args, holding).await
+        } else {
+            None
+        };
+        drop(stdins);
         let mut tally = Tally::default();
         let mut held = 0;
         for handle in handles {
@@ -338,10 +429,11 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             tally.merge(&wire);
             held += h;
         }
-        (tally, held)
+        (tally, held, elapsed, admin)
     };
     bar.finish_and_clear();
-    let summary = tally.summary(args.shoppers, held, started.elapsed());
+    let mut summary = tally.summary(args.shoppers, held, elapsed);
+    summary.admin_check = admin;
     if let Some(path) = &args.plot {
         let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
         std::fs::write(path, plot::svg(&samples, args.shoppers))
@@ -365,56 +457,38 @@ fn to_flags(args: &RunArgs) -> Vec<String> {
     ]
 }
 
-async fn check_admin(args: &RunArgs, summary: &Summary) -> anyhow::Result<()> {
-    let Some(url) = &args.check_admin else {
-        return Ok(());
-    };
-    let body = admin_get(url, &args.admin_user, &args.admin_password).await?;
-    let aggregate: serde_json::Value = serde_json::from_str(&body)
-        .with_context(|| format!("{url} did not answer JSON: {body:.200}"))?;
-    let shoppers = aggregate["unique_shoppers"]
-        .as_u64()
-        .with_context(|| format!("{url}: no `unique_shoppers` in {aggregate:.200}"))?;
-    println!(
-        "admin aggregate: {shoppers} unique shoppers (bench held {})",
-        summary.connections_held_at_end
-    );
-    if shoppers < summary.connections_held_at_end {
-        bail!(
-            "the dashboard counts {shoppers} shoppers but {} bench shoppers were connected",
-            summary.connections_held_at_end
+/// With `--check-admin`, checks every dashboard against the `held` shoppers (still connected).
+async fn check_admin(args: &RunArgs, held: u64) -> Option<AdminReport> {
+    if args.check_admin.is_empty() {
+        return None;
+    }
+    if !args.json {
+        eprintln!(
+            "checking {} admin dashboard(s) for {held} shoppers (up to {} s)",
+            args.check_admin.len(),
+            args.check_admin_wait_secs
         );
     }
-    Ok(())
+    let credentials = admin::Credentials {
+        user: args.admin_user.clone(),
+        password: args.admin_password.clone(),
+    };
+    let wait = Duration::try_from_secs_f64(args.check_admin_wait_secs).unwrap_or_default();
+    Some(admin::check(&args.check_admin, &credentials, held, wait).await)
 }
 
-/// A minimal HTTP/1.1 GET with Basic auth (keeps the bench free of an HTTP client stack).
-async fn admin_get(url: &str, user: &str, password: &str) -> anyhow::Result<String> {
-    use base64::Engine;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("--check-admin {url:?}: expected http://host:port/path"))?;
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .with_context(|| format!("connecting to {host}"))?;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("{url}: malformed HTTP response"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("{url}: {}", head.lines().next().unwrap_or(""));
+/// Refuses durations that are negative or not numbers before anything starts.
+fn validate(args: &RunArgs) -> anyhow::Result<()> {
+    for (flag, value) in [
+        ("--hold-secs", args.hold_secs),
+        ("--reply-timeout-secs", args.reply_timeout_secs),
+        ("--check-admin-wait-secs", args.check_admin_wait_secs),
+    ] {
+        if Duration::try_from_secs_f64(value).is_err() {
+            bail!("{flag} {value}: expected a number of seconds >= 0");
+        }
     }
-    Ok(body.to_owned())
+    Ok(())
 }
 
 #[tokio::main]
@@ -424,13 +498,16 @@ async fn main() -> anyhow::Result<()> {
         return worker(args).await;
     }
     let args = cli.run;
+    validate(&args)?;
     let summary = run(args.clone()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{summary}");
     }
-    check_admin(&args, &summary).await?;
+    if let Some(failure) = summary.admin_check.as_ref().and_then(AdminReport::failure) {
+        bail!(failure);
+    }
     if args.strict
         && (summary.shoppers_joined != args.shoppers || summary.add_item_answered < args.shoppers)
     {

@@ -8,6 +8,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::admin::AdminReport;
+
 /// Why a step of a shopper failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -209,6 +211,7 @@ impl Tally {
             join: self.join.summary(),
             add_item: self.push.summary(),
             errors: self.errors.clone(),
+            admin_check: None,
         }
     }
 }
@@ -253,6 +256,9 @@ pub struct Summary {
     pub add_item: Percentiles,
     /// Failures, `step:outcome` → count.
     pub errors: BTreeMap<String, u64>,
+    /// What the `--check-admin` dashboards counted, when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_check: Option<AdminReport>,
 }
 
 impl std::fmt::Display for Summary {
@@ -297,6 +303,9 @@ impl std::fmt::Display for Summary {
             for (k, v) in &self.errors {
                 writeln!(f, "  {k:<20} {v}")?;
             }
+        }
+        if let Some(admin) = &self.admin_check {
+            write!(f, "{admin}")?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! The admin dashboard on a real node (spec §14; §20.2 items 9, 14, 15, 17): `/admin` behind
-//! Basic auth, the admin socket's token check, the raw CartTracker stream (`presence_state`,
+//! The admin dashboard on a real node (spec §14; §20.2 items 9, 14, 15, 17): `/admin` and
+//! `/admin/aggregate.json` behind Basic auth, the admin socket's token check, the raw CartTracker stream (`presence_state`,
 //! then `presence_diff`s following every cart's join, update and leave), and the aggregate
 //! stream (`aggregate`, then `aggregate_delta`s following carts, releases and sales).
 
@@ -11,7 +11,7 @@ use channels::token::{Signer, Term};
 use common::Backend;
 use common::admin::{
     DashboardMirror, PresenceMirror, admin_page, admin_socket, admin_socket_with, admin_token_of,
-    basic, refused_status,
+    aggregate_json, basic, refused_status,
 };
 use common::web::{PhxSocket, TestNode, cart_id};
 use serde_json::{Value, json};
@@ -77,6 +77,91 @@ async fn admin_page_requires_basic_credentials() {
         css.header("content-type")
             .is_some_and(|v| v.contains("text/css"))
     );
+}
+
+/// `GET /admin/aggregate.json` with the admin credentials, parsed.
+async fn read_aggregate(t: &TestNode) -> Value {
+    let response = aggregate_json(t, Some(&basic("admin:password"))).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    serde_json::from_str(&response.body).expect("the aggregate is JSON")
+}
+
+/// Reads the aggregate until `condition` holds (it is published every 250 ms).
+async fn aggregate_until(t: &TestNode, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let aggregate = read_aggregate(t).await;
+        if condition(&aggregate) {
+            return aggregate;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "aggregate.json never showed {what}: {aggregate}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_json_requires_credentials_and_follows_carts() {
+    let t = TestNode::start(SQLITE, true).await;
+
+    let anonymous = aggregate_json(&t, None).await;
+    assert_eq!(anonymous.status, 401);
+    let challenge = anonymous.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Basic "), "{challenge}");
+    assert!(!anonymous.body.contains("shoppers"));
+    for wrong in ["admin:wrong", "root:password", "admin", ""] {
+        let response = aggregate_json(&t, Some(&basic(wrong))).await;
+        assert_eq!(response.status, 401, "credentials {wrong:?}");
+        assert!(response.header("www-authenticate").is_some());
+        assert!(!response.body.contains("shoppers"));
+    }
+    assert_eq!(aggregate_json(&t, Some("Bearer x")).await.status, 401);
+
+    let response = aggregate_json(&t, Some(&basic("admin:password"))).await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|v| v.starts_with("application/json"))
+    );
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    let i1 = t.fx.i1.to_string();
+    let empty = aggregate_until(&t, "the catalog", |a| a["stock"].get(&i1).is_some()).await;
+    assert_eq!((&empty["shoppers"], &empty["tabs"]), (&json!(0), &json!(0)));
+
+    // A cart channel joins: the counts follow.
+    let id = cart_id(9);
+    let mut tab = t.socket().await;
+    tab.join_ok(
+        &format!("cart:{id}"),
+        json!({"serialized": t.serialized(&[t.fx.i1]), "page": "/json"}),
+    )
+    .await;
+    let one = aggregate_until(&t, "one shopper", |a| a["shoppers"] == 1).await;
+    assert_eq!(one["tabs"], 1);
+    assert_eq!(one["pages"], json!([["/json", 1]]));
+    assert_eq!(one["carts"], json!({ &i1: 1 }));
+    assert!(one["seq"].as_u64() > empty["seq"].as_u64());
+
+    // It is the `aggregate` an admin joining the dashboard receives.
+    let mut admin = admin_socket(&t).await;
+    admin.join_ok(DASHBOARD_TOPIC, json!({})).await;
+    let pushed = admin.expect(DASHBOARD_TOPIC, AGGREGATE).await;
+    let read = read_aggregate(&t).await;
+    for field in [
+        "seq", "shoppers", "tabs", "pages", "carts", "stock", "released",
+    ] {
+        assert_eq!(read[field], pushed[field], "{field}");
+    }
+
+    // The cart leaves.
+    drop(tab);
+    aggregate_until(&t, "no shopper", |a| {
+        a["shoppers"] == 0 && a["tabs"] == 0 && a["carts"] == json!({})
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,14 +27,16 @@
 //!
 //! `GET /admin` requires HTTP Basic credentials ([`auth`]); the page ([`page`]) embeds a fresh
 //! Phoenix.Token (salt `"admin socket"`, data `"admin"`) as `window.adminToken`, which the admin
-//! socket requires, at most one day old.
+//! socket requires, at most one day old. `GET /admin/aggregate.json` ([`json`]), behind the same
+//! credentials, answers the aggregate snapshot for programs (shopper-bench's `--check-admin`).
 //!
-//! [`router`] mounts all of it: `/admin`, `/admin_socket/websocket`, `/js/admin.js`,
-//! `/css/admin.css`.
+//! [`router`] mounts all of it: `/admin`, `/admin/aggregate.json`, `/admin_socket/websocket`,
+//! `/js/admin.js`, `/css/admin.css`.
 
 pub mod aggregate;
 pub mod auth;
 pub mod channel;
+pub mod json;
 pub mod page;
 pub mod socket;
 
@@ -201,8 +203,9 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The admin routes: `GET /admin` (Basic auth), `/admin_socket/websocket`, and the dashboard's
-/// script and stylesheet. Merge into the application router.
+/// The admin routes: `GET /admin` and `GET /admin/aggregate.json` (Basic auth),
+/// `/admin_socket/websocket`, and the dashboard's script and stylesheet. Merge into the
+/// application router.
 pub fn router<S: Clone + Send + Sync + 'static>(state: AppState) -> Router<S> {
     let signer = match admin_signer(&state.secret_key_base) {
         Ok(signer) => signer,
@@ -220,6 +223,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: AppState) -> Router<S> {
     let sockets = socket_router(state.endpoint.clone(), socket, Transports::websocket_only());
     Router::new()
         .route("/admin", get(page::show))
+        .route("/admin/aggregate.json", get(json::aggregate))
         .route("/js/admin.js", get(page::script))
         .route("/css/admin.css", get(page::stylesheet))
         .with_state(page::PageState { app: state, signer })

@@ -20,6 +20,22 @@ pub async fn admin_page(t: &TestNode, authorization: Option<&str>) -> Response {
     raw_request(t.addr(), "GET", "/admin", None, None, &headers).await
 }
 
+/// `GET /admin/aggregate.json`, with an `Authorization` header when given.
+pub async fn aggregate_json(t: &TestNode, authorization: Option<&str>) -> Response {
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|value| vec![("Authorization", value)])
+        .unwrap_or_default();
+    raw_request(
+        t.addr(),
+        "GET",
+        "/admin/aggregate.json",
+        None,
+        None,
+        &headers,
+    )
+    .await
+}
+
 /// The value of `window.adminToken` in the admin page.
 pub fn admin_token_of(page: &str) -> String {
     let start = page
