@@ -16,6 +16,8 @@
 //! On the core, the serving node:
 //!
 //! - [`node`]: starting and stopping a node (`serve`), [`config`]: its settings;
+//! - [`listener`]: accepting connections, and refusing them cleanly when file descriptors run
+//!   out;
 //! - [`cluster`]: the node in a cluster (catching up after a broker outage);
 //! - [`web`]: pages, checkout, assets, control API, health and metrics on one [`web::AppState`];
 //! - [`sockets`]: the ProductSocket with its `product:*` and `cart:*` channels;
@@ -32,6 +34,7 @@ pub mod control;
 pub mod db;
 pub mod inventory;
 pub mod level;
+pub mod listener;
 pub mod model;
 pub mod node;
 pub mod notifier;

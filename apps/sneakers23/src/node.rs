@@ -17,12 +17,18 @@
 //! requests, finishes the ones in flight and closes the database. Every step is bounded: the drain
 //! by `drain.shutdown`, the permdown by [`PERMDOWN_TIMEOUT`], requests by 5 s.
 //!
+//! The listener raises the open-file limit to the hard limit first (every shopper holds a
+//! socket), queues up to 8192 pending connections, and is wrapped in
+//! [`FdLimitListener`]: when descriptors run out anyway, connections are refused cleanly, counted
+//! in `/metrics` and reported in the log, and the node keeps serving the others.
+//!
 //! Tests start nodes in-process with [`NodeConfig::for_tests`] on port 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use channels::presence::Presence;
 use channels::server::{CheckOrigin, DrainOptions, Endpoint, EndpointConfig};
 use tokio::net::TcpListener;
@@ -32,6 +38,7 @@ use tokio::task::JoinHandle;
 use crate::config::{AdminCredentials, ConfigError, Env};
 use crate::db::{Db, DbError, DbOptions, redact_url};
 use crate::inventory::Inventory;
+use crate::listener::FdLimitListener;
 use crate::notifier::ChannelNotifier;
 use crate::replication::Replication;
 use crate::seed;
@@ -312,6 +319,8 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         addr: config.listen,
         cause,
     })?;
+    // The no-op tap keeps `ConnectInfo<SocketAddr>`, which axum provides for tapped listeners.
+    let listener = FdLimitListener::new(listener).tap_io(|_| {});
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(

@@ -13,7 +13,8 @@
 //! `presence_entries`, the pubsub hub's `pubsub_*` and its adapter's `pubsub_adapter_*`
 //! (connected 0/1, frames and bytes sent and received, dropped, queued, reconnects), and the
 //! store's `store_*` (releases, stock changes, sell-outs, replicated events, cart operations by
-//! result, checkouts by outcome).
+//! result, checkouts by outcome, connections refused for lack of file descriptors — see
+//! [`crate::listener`]).
 
 use std::sync::OnceLock;
 

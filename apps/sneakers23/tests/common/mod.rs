@@ -8,6 +8,8 @@
 
 /// The admin page and socket, and mirrors of the admin streams.
 pub mod admin;
+/// The store as a real process (`sneakers23 serve`).
+pub mod process;
 /// A real node, an HTTP client and a WebSocket client for the web tests.
 pub mod web;
 

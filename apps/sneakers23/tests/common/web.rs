@@ -183,6 +183,22 @@ pub async fn raw_request(
     parse(&raw)
 }
 
+/// `GET path` that tolerates a refused, closed or silent connection (`None`), for servers that
+/// may not answer yet.
+pub async fn try_get(addr: SocketAddr, path: &str) -> Option<Response> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.ok()?;
+        Some(raw)
+    };
+    let raw = tokio::time::timeout(EVENT_TIMEOUT, exchange).await.ok()??;
+    let complete = raw.windows(4).any(|w| w == b"\r\n\r\n") && raw.starts_with(b"HTTP/1.1 ");
+    complete.then(|| parse(&raw))
+}
+
 fn parse(raw: &[u8]) -> Response {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("end of headers");
