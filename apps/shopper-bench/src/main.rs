@@ -52,9 +52,10 @@ enum WorkerCommand {
 
 #[derive(Args, Clone, Debug, Serialize, Deserialize)]
 struct RunArgs {
-    /// The store's base URL.
+    /// The store's base URL. Repeat once per node of a cluster: shoppers are spread over the
+    /// nodes in turn.
     #[arg(long, env = "BENCH_URL", default_value = "http://127.0.0.1:4000")]
-    url: String,
+    url: Vec<String>,
     /// Shoppers to open.
     #[arg(long, short = 'n', default_value_t = 1000)]
     shoppers: u64,
@@ -122,8 +123,13 @@ enum WorkerLine {
     /// The hold is over with this many shoppers connected; the worker keeps them until its
     /// stdin ends (the parent checks the dashboards meanwhile).
     Holding(u64),
-    /// The worker's measurements, after its shoppers disconnected.
-    Done { tally: WireTally, held: u64 },
+    /// The worker's measurements, after its shoppers disconnected; `ramp_s` is the time its
+    /// ramp took (every shopper joined or failed).
+    Done {
+        tally: WireTally,
+        held: u64,
+        ramp_s: f64,
+    },
 }
 
 fn items(spec: &str) -> anyhow::Result<Vec<u32>> {
@@ -144,8 +150,14 @@ fn items(spec: &str) -> anyhow::Result<Vec<u32>> {
     Ok((first..=last).collect())
 }
 
-fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
-    let base = args.url.trim_end_matches('/');
+/// One plan per `--url`: shopper `n` uses plan `n % len`.
+fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
+    let items = items(&args.items)?;
+    args.url.iter().map(|url| plan(url, &items, args)).collect()
+}
+
+fn plan(url: &str, items: &[u32], args: &RunArgs) -> anyhow::Result<Plan> {
+    let base = url.trim_end_matches('/');
     let host_port = base
         .strip_prefix("http://")
         .with_context(|| format!("--url {base:?}: expected http://host:port"))?;
@@ -157,7 +169,7 @@ fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
     Ok(Plan {
         server,
         url: format!("ws://{host_port}/product_socket/websocket?vsn=2.0.0"),
-        items: items(&args.items)?,
+        items: items.to_vec(),
         churn_per_minute: args.churn_per_minute,
         reply_timeout: Duration::from_secs_f64(args.reply_timeout_secs),
     })
@@ -172,6 +184,10 @@ fn raise_fd_limit() -> u64 {
     }
 }
 
+/// What [`run_here`] measured: the tally, the shoppers connected at the end of the hold, the
+/// ramp's duration, and the result of its `release` callback.
+type HereResult<R> = (Tally, u64, Duration, R);
+
 /// Runs `args.shoppers` shoppers in this process, reporting joins as they happen. At the end of
 /// the hold, `release` is called with the number of shoppers connected, and the shoppers
 /// disconnect when it returns; its result is returned with the tally.
@@ -179,8 +195,9 @@ async fn run_here<R>(
     args: &RunArgs,
     on_joined: impl Fn(u64),
     release: impl AsyncFnOnce(u64) -> R,
-) -> anyhow::Result<(Tally, u64, R)> {
-    let plan = plan(args)?;
+) -> anyhow::Result<HereResult<R>> {
+    let plans = plans(args)?;
+    let ramp_started = Instant::now();
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
     let sources: Vec<IpAddr> = (1..=args.sources.max(1))
@@ -189,7 +206,6 @@ async fn run_here<R>(
     let interval = Duration::from_secs_f64(1.0 / args.ramp_rate.max(0.001));
     let shoppers = args.shoppers;
     let spawner = {
-        let plan = plan.clone();
         tokio::spawn(async move {
             let mut tasks = Vec::with_capacity(shoppers as usize);
             let start = tokio::time::Instant::now();
@@ -197,7 +213,7 @@ async fn run_here<R>(
                 tokio::time::sleep_until(start + interval.mul_f64(n as f64)).await;
                 let source = sources[n as usize % sources.len()];
                 tasks.push(tokio::spawn(shopper::run(
-                    plan.clone(),
+                    plans[n as usize % plans.len()].clone(),
                     source,
                     events_tx.clone(),
                     stop.clone(),
@@ -225,6 +241,7 @@ async fn run_here<R>(
             settled += 1;
         }
     }
+    let ramp = ramp_started.elapsed();
     let tasks = spawner.await.context("shopper spawner")?;
     let hold = Duration::from_secs_f64(args.hold_secs);
     let hold_end = tokio::time::Instant::now() + hold;
@@ -246,7 +263,7 @@ async fn run_here<R>(
     while let Ok(event) = events.try_recv() {
         tally.add(event);
     }
-    Ok((tally, held, released))
+    Ok((tally, held, ramp, released))
 }
 
 async fn worker(args: RunArgs) -> anyhow::Result<()> {
@@ -254,7 +271,7 @@ async fn worker(args: RunArgs) -> anyhow::Result<()> {
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let progress = out.clone();
     let holding = out.clone();
-    let (tally, held, ()) = run_here(
+    let (tally, held, ramp, ()) = run_here(
         &args,
         move |joined| {
             if joined % 100 == 0
@@ -280,6 +297,7 @@ async fn worker(args: RunArgs) -> anyhow::Result<()> {
     let line = serde_json::to_string(&WorkerLine::Done {
         tally: tally.to_wire(),
         held,
+        ramp_s: ramp.as_secs_f64(),
     })?;
     let mut out = out
         .lock()
@@ -310,7 +328,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
     let joined_total = Arc::new(AtomicU64::new(0));
-    let (tally, held, elapsed, admin) = if workers == 1 {
+    let (tally, held, elapsed, ramp, admin) = if workers == 1 {
         if fd_limit > 0 && args.shoppers + 64 > fd_limit {
             bail!(
                 "{} shoppers need more open files than this process may have ({fd_limit}); \
@@ -320,7 +338,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         }
         let progress = bar.clone();
         let samples = samples.clone();
-        let (tally, held, (elapsed, admin)) = run_here(
+        let (tally, held, ramp, (elapsed, admin)) = run_here(
             &args,
             move |joined| {
                 progress.set_position(joined);
@@ -335,7 +353,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             },
         )
         .await?;
-        (tally, held, elapsed, admin)
+        (tally, held, elapsed, ramp, admin)
     } else {
         let exe = std::env::current_exe().context("finding this executable to start workers")?;
         let per = args.shoppers / workers;
@@ -363,9 +381,9 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             let samples = samples.clone();
             let holding_tx = holding_tx.clone();
             handles.push(std::thread::spawn(
-                move || -> anyhow::Result<(WireTally, u64)> {
+                move || -> anyhow::Result<(WireTally, u64, f64)> {
                     let mut holding = false;
-                    let read = || -> anyhow::Result<(WireTally, u64)> {
+                    let read = || -> anyhow::Result<(WireTally, u64, f64)> {
                         let mut last = 0u64;
                         for line in BufReader::new(stdout).lines() {
                             let line = line?;
@@ -384,9 +402,13 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
                                     holding = true;
                                     let _ = holding_tx.send(Some(held));
                                 }
-                                Ok(WorkerLine::Done { tally, held }) => {
+                                Ok(WorkerLine::Done {
+                                    tally,
+                                    held,
+                                    ramp_s,
+                                }) => {
                                     let _ = child.wait();
-                                    return Ok((tally, held));
+                                    return Ok((tally, held, ramp_s));
                                 }
                                 Err(_) => {}
                             }
@@ -422,17 +444,20 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         drop(stdins);
         let mut tally = Tally::default();
         let mut held = 0;
+        let mut ramp = Duration::ZERO;
         for handle in handles {
-            let (wire, h) = handle
+            let (wire, h, ramp_s) = handle
                 .join()
                 .map_err(|_| anyhow::anyhow!("worker reader thread panicked"))??;
             tally.merge(&wire);
             held += h;
+            // The workers ramp side by side: the run's ramp ends with the slowest.
+            ramp = ramp.max(Duration::from_secs_f64(ramp_s.max(0.0)));
         }
-        (tally, held, elapsed, admin)
+        (tally, held, elapsed, ramp, admin)
     };
     bar.finish_and_clear();
-    let mut summary = tally.summary(args.shoppers, held, elapsed);
+    let mut summary = tally.summary(args.shoppers, held, elapsed, ramp);
     summary.admin_check = admin;
     if let Some(path) = &args.plot {
         let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
@@ -444,8 +469,8 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
 
 /// The flags that make a worker run `args`.
 fn to_flags(args: &RunArgs) -> Vec<String> {
-    vec![
-        format!("--url={}", args.url),
+    let mut flags: Vec<String> = args.url.iter().map(|url| format!("--url={url}")).collect();
+    flags.extend([
         format!("--shoppers={}", args.shoppers),
         format!("--ramp-rate={}", args.ramp_rate),
         format!("--hold-secs={}", args.hold_secs),
@@ -454,7 +479,8 @@ fn to_flags(args: &RunArgs) -> Vec<String> {
         format!("--sources={}", args.sources),
         format!("--reply-timeout-secs={}", args.reply_timeout_secs),
         "--workers=1".to_owned(),
-    ]
+    ]);
+    flags
 }
 
 /// With `--check-admin`, checks every dashboard against the `held` shoppers (still connected).

@@ -197,7 +197,8 @@ impl Tally {
     }
 
     /// The final report.
-    pub fn summary(&self, requested: u64, held: u64, elapsed: Duration) -> Summary {
+    /// `elapsed` is ramp + hold; `ramp` is the time until every shopper joined or failed.
+    pub fn summary(&self, requested: u64, held: u64, elapsed: Duration, ramp: Duration) -> Summary {
         Summary {
             shoppers_requested: requested,
             shoppers_joined: self.joined,
@@ -206,7 +207,8 @@ impl Tally {
             add_item_answered: self.pushes_ok + self.pushes_refused,
             dropped_after_join: self.dropped,
             elapsed_s: elapsed.as_secs_f64(),
-            joins_per_second: self.joined as f64 / elapsed.as_secs_f64().max(1e-9),
+            ramp_s: ramp.as_secs_f64(),
+            joins_per_second: self.joined as f64 / ramp.as_secs_f64().max(1e-9),
             connect: self.connect.summary(),
             join: self.join.summary(),
             add_item: self.push.summary(),
@@ -246,6 +248,8 @@ pub struct Summary {
     pub dropped_after_join: u64,
     /// Wall time of ramp + hold.
     pub elapsed_s: f64,
+    /// Wall time of the ramp: until every shopper joined (and pushed its add_item) or failed.
+    pub ramp_s: f64,
     /// Joined shoppers per second over the ramp.
     pub joins_per_second: f64,
     /// Connect + upgrade latency.
@@ -278,8 +282,8 @@ impl std::fmt::Display for Summary {
         writeln!(f, "dropped after join      {}", self.dropped_after_join)?;
         writeln!(
             f,
-            "elapsed                 {:.1} s ({:.0} joins/s)",
-            self.elapsed_s, self.joins_per_second
+            "elapsed                 {:.1} s (ramp {:.1} s, {:.0} joins/s)",
+            self.elapsed_s, self.ramp_s, self.joins_per_second
         )?;
         writeln!(
             f,
