@@ -393,6 +393,9 @@ impl Connection {
     }
 
     /// Applies the result of a callback that may ask to stop, or may have panicked.
+    ///
+    /// Ending the channel runs in a boxed future: it is rare, and this function sits inside the
+    /// broadcast path, whose future every idle connection's task reserves room for.
     async fn settle(
         &mut self,
         topic: &Arc<str>,
@@ -402,7 +405,7 @@ impl Connection {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => {
                 if let Some(joined) = self.channels.remove(topic) {
-                    self.end(topic, joined, reason).await;
+                    Box::pin(self.end(topic, joined, reason)).await;
                 }
             }
             Err(_) => self.crashed(topic, "callback"),
