@@ -68,6 +68,10 @@ struct RunArgs {
     /// Cart operations (add or remove) per shopper per minute while holding.
     #[arg(long, default_value_t = 0.0)]
     churn_per_minute: f64,
+    /// Product ids whose `product:<id>` channel every shopper joins, as a product page does
+    /// (e.g. `1,2`); the summary tells when `stock_change` pushes arrived on them.
+    #[arg(long, value_delimiter = ',')]
+    products: Vec<u32>,
     /// Item ids shoppers pick from, as a range `FIRST-LAST` (the seeded store has 1-26).
     #[arg(long, default_value = "1-26")]
     items: String,
@@ -172,6 +176,7 @@ fn plan(url: &str, items: &[u32], args: &RunArgs) -> anyhow::Result<Plan> {
         items: items.to_vec(),
         churn_per_minute: args.churn_per_minute,
         reply_timeout: Duration::from_secs_f64(args.reply_timeout_secs),
+        products: args.products.clone(),
     })
 }
 
@@ -480,6 +485,10 @@ fn to_flags(args: &RunArgs) -> Vec<String> {
         format!("--reply-timeout-secs={}", args.reply_timeout_secs),
         "--workers=1".to_owned(),
     ]);
+    if !args.products.is_empty() {
+        let products: Vec<String> = args.products.iter().map(u32::to_string).collect();
+        flags.push(format!("--products={}", products.join(",")));
+    }
     flags
 }
 

@@ -37,8 +37,12 @@ pub enum Event {
     Connect(Result<Duration, Outcome>),
     /// `phx_join` round trip.
     Join(Result<Duration, Outcome>),
-    /// `add_item`/`remove_item` round trip.
+    /// The first `add_item` round trip, right after joining.
     Push(Result<Duration, Outcome>),
+    /// An `add_item`/`remove_item` round trip while holding (`--churn-per-minute`).
+    Churn(Result<Duration, Outcome>),
+    /// A `stock_change` push arrived on a watched product channel, at this wall-clock time.
+    StockChange(std::time::SystemTime),
     /// A joined shopper lost its connection.
     Dropped,
 }
@@ -112,8 +116,12 @@ pub struct Tally {
     pub connect: Latency,
     /// Join round trip.
     pub join: Latency,
-    /// add_item/remove_item round trip.
+    /// The first add_item round trip.
     pub push: Latency,
+    /// add_item/remove_item round trips while holding.
+    pub churn: Latency,
+    /// `stock_change` pushes received on watched product channels.
+    pub stock_changes: StockChanges,
     /// Failures by step and outcome.
     pub errors: BTreeMap<String, u64>,
     /// Shoppers whose join succeeded.
@@ -147,6 +155,9 @@ impl Tally {
                 }
                 self.error("push", o)
             }
+            Event::Churn(Ok(d)) => self.churn.record(d),
+            Event::Churn(Err(o)) => self.error("churn", o),
+            Event::StockChange(at) => self.stock_changes.record(at),
             Event::Dropped => self.dropped += 1,
         }
     }
@@ -168,6 +179,8 @@ impl Tally {
             connect: self.connect.encode(),
             join: self.join.encode(),
             push: self.push.encode(),
+            churn: self.churn.encode(),
+            stock_changes: self.stock_changes,
             errors: self.errors.clone(),
             joined: self.joined,
             pushes_ok: self.pushes_ok,
@@ -182,6 +195,7 @@ impl Tally {
             (&mut self.connect, &other.connect),
             (&mut self.join, &other.join),
             (&mut self.push, &other.push),
+            (&mut self.churn, &other.churn),
         ] {
             if let Some(h) = Latency::decode(theirs) {
                 let _ = mine.0.add(&h.0);
@@ -190,6 +204,7 @@ impl Tally {
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
+        self.stock_changes.merge(other.stock_changes);
         self.joined += other.joined;
         self.pushes_ok += other.pushes_ok;
         self.pushes_refused += other.pushes_refused;
@@ -212,9 +227,49 @@ impl Tally {
             connect: self.connect.summary(),
             join: self.join.summary(),
             add_item: self.push.summary(),
+            churn: self.churn.summary(),
+            stock_changes: (self.stock_changes.count > 0).then_some(self.stock_changes),
             errors: self.errors.clone(),
             admin_check: None,
         }
+    }
+}
+
+/// When `stock_change` pushes arrived: with one stock change during a run, `last_unix_us` minus
+/// the time it was made is the time to the last delivery.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub struct StockChanges {
+    /// Pushes received, over every shopper.
+    pub count: u64,
+    /// Arrival of the first, Unix microseconds.
+    pub first_unix_us: u64,
+    /// Arrival of the last, Unix microseconds.
+    pub last_unix_us: u64,
+}
+
+impl StockChanges {
+    fn record(&mut self, at: std::time::SystemTime) {
+        let us = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        self.merge(StockChanges {
+            count: 1,
+            first_unix_us: us,
+            last_unix_us: us,
+        });
+    }
+
+    fn merge(&mut self, other: StockChanges) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = other;
+            return;
+        }
+        self.count += other.count;
+        self.first_unix_us = self.first_unix_us.min(other.first_unix_us);
+        self.last_unix_us = self.last_unix_us.max(other.last_unix_us);
     }
 }
 
@@ -224,6 +279,10 @@ pub struct WireTally {
     connect: String,
     join: String,
     push: String,
+    #[serde(default)]
+    churn: String,
+    #[serde(default)]
+    stock_changes: StockChanges,
     errors: BTreeMap<String, u64>,
     joined: u64,
     pushes_ok: u64,
@@ -256,8 +315,13 @@ pub struct Summary {
     pub connect: Percentiles,
     /// Join round trip.
     pub join: Percentiles,
-    /// add_item/remove_item round trip.
+    /// The first add_item round trip (during the ramp).
     pub add_item: Percentiles,
+    /// add_item/remove_item round trips while holding (`--churn-per-minute`): the steady state.
+    pub churn: Percentiles,
+    /// `stock_change` deliveries on watched product channels (`--products`), when any arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_changes: Option<StockChanges>,
     /// Failures, `step:outcome` → count.
     pub errors: BTreeMap<String, u64>,
     /// What the `--check-admin` dashboards counted, when asked.
@@ -293,6 +357,7 @@ impl std::fmt::Display for Summary {
             ("connect", &self.connect),
             ("join", &self.join),
             ("add_item", &self.add_item),
+            ("churn", &self.churn),
         ] {
             writeln!(
                 f,

@@ -1,5 +1,6 @@
-//! One simulated shopper: connect, join `cart:<random id>` on a `/bench/<n>` page, add one item,
-//! then stay (heartbeating, optionally churning its cart) until told to stop.
+//! One simulated shopper: connect, join `cart:<random id>` on a `/bench/<n>` page (and, when asked,
+//! the `product:<id>` channels a product page joins), add one item, then stay (heartbeating,
+//! optionally churning its cart) until told to stop.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -29,6 +30,9 @@ pub struct Plan {
     pub churn_per_minute: f64,
     /// How long to wait for any one reply.
     pub reply_timeout: Duration,
+    /// Products whose `product:<id>` channel each shopper joins, as a product page does; the
+    /// arrival time of each `stock_change` on them is reported.
+    pub products: Vec<u32>,
 }
 
 /// A 64-character cart id of the store's alphabet.
@@ -62,8 +66,21 @@ fn frame(
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-/// Waits for the reply to `r`, skipping pushes; the reply's status.
-async fn reply_to(ws: &mut Ws, r: u64, limit: Duration) -> Result<String, Outcome> {
+/// Reports a `stock_change` push, if `text` is one and the shopper watches products.
+fn note_stock_change(plan: &Plan, text: &str, events: &tokio::sync::mpsc::UnboundedSender<Event>) {
+    if !plan.products.is_empty() && text.contains(r#","stock_change","#) {
+        let _ = events.send(Event::StockChange(std::time::SystemTime::now()));
+    }
+}
+
+/// Waits for the reply to `r`, skipping pushes (but noting stock changes); the reply's status.
+async fn reply_to(
+    ws: &mut Ws,
+    r: u64,
+    plan: &Plan,
+    events: &tokio::sync::mpsc::UnboundedSender<Event>,
+) -> Result<String, Outcome> {
+    let limit = plan.reply_timeout;
     let want = r.to_string();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -71,7 +88,10 @@ async fn reply_to(ws: &mut Ws, r: u64, limit: Duration) -> Result<String, Outcom
             .await
             .map_err(|_| Outcome::Timeout)?;
         let data = match next {
-            Some(Ok(WsMessage::Text(text))) => Bytes::from(text),
+            Some(Ok(WsMessage::Text(text))) => {
+                note_stock_change(plan, &text, events);
+                Bytes::from(text)
+            }
             Some(Ok(WsMessage::Close(_))) | None => return Err(Outcome::Closed),
             Some(Ok(_)) => continue,
             Some(Err(_)) => return Err(Outcome::Closed),
@@ -130,7 +150,7 @@ pub async fn run(
         let _ = events.send(Event::Join(Err(Outcome::Closed)));
         return;
     }
-    match reply_to(&mut ws, r, plan.reply_timeout).await {
+    match reply_to(&mut ws, r, &plan, &events).await {
         Ok(status) if status == "ok" => {
             let _ = events.send(Event::Join(Ok(sent.elapsed())));
         }
@@ -141,6 +161,26 @@ pub async fn run(
         Err(outcome) => {
             let _ = events.send(Event::Join(Err(outcome)));
             return;
+        }
+    }
+
+    for product in &plan.products {
+        r += 1;
+        let topic = format!("product:{product}");
+        let joined = match ws.send(frame(None, r, &topic, "phx_join", json!({}))).await {
+            Ok(()) => reply_to(&mut ws, r, &plan, &events).await,
+            Err(_) => Err(Outcome::Closed),
+        };
+        match joined {
+            Ok(status) if status == "ok" => {}
+            Ok(_) => {
+                let _ = events.send(Event::Join(Err(Outcome::Refused)));
+                return;
+            }
+            Err(outcome) => {
+                let _ = events.send(Event::Join(Err(outcome)));
+                return;
+            }
         }
     }
 
@@ -167,7 +207,7 @@ pub async fn run(
         {
             return Err(Outcome::Closed);
         }
-        let status = reply_to(ws, r, plan.reply_timeout).await?;
+        let status = reply_to(ws, r, &plan, &events).await?;
         if status == "ok" {
             if remove {
                 cart.retain(|i| *i != item);
@@ -205,7 +245,7 @@ pub async fn run(
                 r += 1;
                 let result = add_or_remove(&mut ws, r, &mut cart).await;
                 let closed = matches!(result, Err(Outcome::Closed));
-                let _ = events.send(Event::Push(result));
+                let _ = events.send(Event::Churn(result));
                 if closed {
                     let _ = events.send(Event::Dropped);
                     return;
@@ -217,6 +257,7 @@ pub async fn run(
                     let _ = events.send(Event::Dropped);
                     return;
                 }
+                Some(Ok(WsMessage::Text(text))) => note_stock_change(&plan, &text, &events),
                 Some(Ok(_)) => {}
             },
         }

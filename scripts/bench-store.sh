@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The whole-system benchmark: starts the store (one node on SQLite, or a local cluster of NODES
+# nodes sharing PostgreSQL and a broker), releases both shoes, runs shopper-bench against it, and
+# reports what the servers spent: RSS per shopper, CPU per join, CPU while the shoppers idle, then
+# the time one stock change takes to reach every shopper's product page, and (with CHURN) the
+# round trip of cart operations in the steady state.
+#
+#   bash scripts/bench-store.sh                          # 1 node, 10,000 shoppers
+#   SHOPPERS=19000 bash scripts/bench-store.sh           # a full node (fd limit 20,000)
+#   NODES=6 SHOPPERS=100000 PUBSUB=redis bash scripts/bench-store.sh
+#
+# Settings (environment): NODES (1), SHOPPERS (10000), RAMP (2000 shoppers/s), IDLE_SECS (20: the
+# window in which idle CPU is measured, after every dashboard counted every shopper), CHURN (cart
+# operations per shopper per minute after the idle window, 0), CHURN_SECS (20), PUBSUB
+# (redis | nats, clusters only), BIN_DIR (target/release), BASE_PORT (4100), OUT (a results
+# folder, default /tmp/bench-store-<time>). Build first:
+#   cargo build --release -p sneakers23 -p shopper-bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODES=${NODES:-1}
+SHOPPERS=${SHOPPERS:-10000}
+RAMP=${RAMP:-2000}
+IDLE_SECS=${IDLE_SECS:-20}
+CHURN=${CHURN:-0}
+CHURN_SECS=${CHURN_SECS:-20}
+PUBSUB=${PUBSUB:-redis}
+BIN_DIR=${BIN_DIR:-target/release}
+BASE_PORT=${BASE_PORT:-4100}
+OUT=${OUT:-/tmp/bench-store-$(date +%Y%m%d-%H%M%S)}
+S23="$BIN_DIR/sneakers23"
+BENCH="$BIN_DIR/shopper-bench"
+mkdir -p "$OUT"
+
+log() { printf '[bench-store] %s\n' "$*" >&2; }
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+export SECRET_KEY_BASE=${SECRET_KEY_BASE:-$(head -c 48 /dev/urandom | base64 -w0)}
+export ADMIN_USER=admin ADMIN_PASSWORD=password RUST_LOG=${RUST_LOG:-warn}
+if [ "$NODES" -gt 1 ]; then
+  db=sneakers23_bench
+  psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
+  case "$PUBSUB" in
+    redis) export PUBSUB_URL="redis://127.0.0.1:6379/?cluster=bench$$" ;;
+    nats) export PUBSUB_URL="nats://127.0.0.1:4222/?cluster=bench$$" ;;
+    *) echo "PUBSUB must be redis or nats" >&2; exit 2 ;;
+  esac
+else
+  export DATABASE_URL="sqlite://$OUT/store.db"
+  export PUBSUB_URL=local
+fi
+"$S23" seed --rng-seed 23 >/dev/null
+
+urls=()
+for i in $(seq 1 "$NODES"); do
+  port=$((BASE_PORT + i))
+  PORT=$port NODE_NAME="bench$i" "$S23" serve >"$OUT/node$i.log" 2>&1 &
+  pids+=($!)
+  urls+=("http://127.0.0.1:$port")
+done
+for i in $(seq 1 "$NODES"); do
+  until grep -q "listening on" "$OUT/node$i.log"; do
+    kill -0 "${pids[$((i - 1))]}" 2>/dev/null || { cat "$OUT/node$i.log" >&2; exit 1; }
+    sleep 0.2
+  done
+done
+"$S23" release 1 --node-url "${urls[0]}" >/dev/null
+"$S23" release 2 --node-url "${urls[0]}" >/dev/null
+
+# clock ticks of user + system time of a process
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+sum_over_nodes() { local f=$1 total=0; for pid in "${pids[@]}"; do total=$((total + $($f "$pid"))); done; echo "$total"; }
+shoppers_counted() { # the smallest shopper count over every node's dashboard aggregate
+  local min=-1
+  for url in "${urls[@]}"; do
+    n=$(curl -s -u admin:password "$url/admin/aggregate.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["shoppers"])' 2>/dev/null || echo 0)
+    if [ "$min" -lt 0 ] || [ "$n" -lt "$min" ]; then min=$n; fi
+  done
+  echo "$min"
+}
+
+rss_before=$(sum_over_nodes rss_kib)
+cpu_before=$(sum_over_nodes cpu_ticks)
+check=()
+for url in "${urls[@]}"; do check+=(--check-admin "$url/admin/aggregate.json"); done
+bench_urls=()
+for url in "${urls[@]}"; do bench_urls+=(--url "$url"); done
+hold=$((IDLE_SECS + 30 + SHOPPERS / RAMP))
+churn=()
+if [ "$CHURN" != 0 ]; then
+  # churning shoppers start at once: the idle window then measures them, so it comes without
+  hold=$((CHURN_SECS + 15 + SHOPPERS / RAMP))
+  churn=(--churn-per-minute "$CHURN")
+fi
+log "$NODES node(s), $SHOPPERS shoppers at $RAMP/s; results in $OUT"
+"$BENCH" "${bench_urls[@]}" -n "$SHOPPERS" --ramp-rate "$RAMP" --hold-secs "$hold" --sources 8 \
+  --products 1,2 "${churn[@]}" --json --plot "$OUT/shoppers.svg" "${check[@]}" \
+  >"$OUT/bench.json" 2>"$OUT/bench.err" &
+bench_pid=$!
+start=$(date +%s.%N)
+until [ "$(shoppers_counted)" -ge "$SHOPPERS" ]; do
+  kill -0 "$bench_pid" 2>/dev/null || { log "shopper-bench ended early"; cat "$OUT/bench.err" >&2; exit 1; }
+  sleep 0.5
+done
+counted_at=$(date +%s.%N)
+cpu_ramped=$(sum_over_nodes cpu_ticks)
+rss_held=$(sum_over_nodes rss_kib)
+window=$IDLE_SECS
+[ "$CHURN" != 0 ] && window=$CHURN_SECS
+sleep "$window" # the measurement window: idle, or churning
+cpu_idle_end=$(sum_over_nodes cpu_ticks)
+rss_idle=$(sum_over_nodes rss_kib)
+per_node_rss=$(for pid in "${pids[@]}"; do printf '%s ' "$(rss_kib "$pid")"; done)
+# One stock change reaches every shopper's page: an item of product 1 is brought to 150 units
+# (still "medium", nothing is broadcast), then one more sale makes it "low".
+read -r item surplus < <("$S23" inventory --json --node-url "${urls[0]}" | python3 -c '
+import json, sys
+items = [i for p in json.load(sys.stdin)["products"] if p["id"] == 1 for i in p["items"]]
+i = next(i for i in items if i["level"] == "medium")
+print(i["id"], i["available_count"] - 150)')
+[ "$surplus" -gt 0 ] && "$S23" sell "$item" --units "$surplus" --node-url "${urls[0]}" >/dev/null
+sold_at_us=$(($(date +%s%N) / 1000))
+"$S23" sell "$item" --node-url "${urls[$((NODES - 1))]}" >/dev/null
+wait "$bench_pid" || { log "shopper-bench failed"; cat "$OUT/bench.err" >&2; exit 1; }
+
+hz=$(getconf CLK_TCK)
+python3 - "$OUT" <<EOF | tee "$OUT/result.txt"
+import json, sys
+b = json.load(open("$OUT/bench.json"))
+n = $SHOPPERS
+joined = b["shoppers_joined"]
+ramp_s = $counted_at - $start
+print(f"nodes {$NODES}, shoppers requested {n}, joined {joined}, held at end {b['connections_held_at_end']}, dropped {b['dropped_after_join']}")
+print(f"every dashboard counted every shopper {ramp_s:.1f} s after the bench started")
+print(f"server RSS before {$rss_before/1024:.1f} MiB, with shoppers {$rss_idle/1024:.1f} MiB (per node KiB: $per_node_rss)")
+print(f"server RSS per shopper {($rss_idle - $rss_before) * 1024 / max(joined, 1) / 1024:.2f} KiB")
+print(f"server CPU per join (upgrade + join + track + add_item, all nodes) {($cpu_ramped - $cpu_before) / $hz * 1000 / max(joined, 1):.3f} ms")
+state = "churning at $CHURN operations per minute each" if $CHURN else "idle"
+print(f"server CPU while {joined} shoppers {state}: {($cpu_idle_end - $cpu_ramped) / $hz / $window * 100:.2f} % of a core over {$window} s (all nodes)")
+sc = b.get("stock_changes") or {"count": 0, "first_unix_us": 0, "last_unix_us": 0}
+print(f"one stock_change (sold on node $NODES): {sc['count']} deliveries (expected {joined}), first after {(sc['first_unix_us'] - $sold_at_us) / 1000:.1f} ms, last after {(sc['last_unix_us'] - $sold_at_us) / 1000:.1f} ms")
+c = b["churn"]
+if c["count"]:
+    print(f"steady-state cart operations: {c['count']}, p50/p90/p99/max {c['p50_ms']:.2f}/{c['p90_ms']:.2f}/{c['p99_ms']:.2f}/{c['max_ms']:.2f} ms")
+print(f"bench: joins/s {b['joins_per_second']:.0f}; join p50/p99 {b['join']['p50_ms']:.2f}/{b['join']['p99_ms']:.2f} ms; add_item p50/p99 {b['add_item']['p50_ms']:.2f}/{b['add_item']['p99_ms']:.2f} ms; connect p50/p99 {b['connect']['p50_ms']:.2f}/{b['connect']['p99_ms']:.2f} ms")
+print(f"errors {b['errors']}; admin check {b.get('admin_check')}")
+EOF
