@@ -24,7 +24,7 @@ async fn a_client_that_stops_reading_is_dropped_and_others_get_everything() {
     .await;
     let topic = "room:lobby";
 
-    let mut slow = Client::connect(&server).await;
+    let mut slow = Client::connect_with_small_receive_buffer(&server).await;
     slow.join(topic).await;
 
     let mut readers = Vec::new();
@@ -85,6 +85,17 @@ async fn a_client_that_stops_reading_is_dropped_and_others_get_everything() {
     }
     let inboxes = drain.await.expect("mailboxes drained");
     assert_eq!(inboxes.len(), 10_000);
+
+    // The server gives up on the slow client once a write has waited `write_timeout`; only then
+    // may it read, or it would unblock the server in time and get everything.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.endpoint.pubsub().subscriber_count(topic) > 50 + 10_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow client was never cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // The slow client now reads what was buffered: the stream ends before all broadcasts.
     let mut received = 0;

@@ -8,13 +8,19 @@
 //! subscriber is considered unable to keep up, it is unsubscribed from everything, and its next
 //! [`Inbox::recv`] answers [`Closed::Lagged`] so its owner can disconnect the client and say why.
 //! Dropping the inbox unsubscribes the mailbox from every topic.
+//!
+//! The queue is a plain deque behind a lock with a waker beside it rather than a channel: an idle
+//! subscriber (most client connections, most of the time) then costs a few dozen bytes and no
+//! pre-allocated slots; the deque grows only while messages actually wait.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
+use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 use rustc_hash::FxHashSet;
-use tokio::sync::mpsc;
 
 use crate::message::Message;
 use crate::registry::Registry;
@@ -40,16 +46,50 @@ pub enum Closed {
     Dropped,
 }
 
+/// Why [`MailboxShared::try_push`] refused a message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Full;
+
+/// A deque this long after a burst is given back once it empties.
+const SHRINK_ABOVE: usize = 64;
+
 pub(crate) struct MailboxShared {
     pub(crate) id: MailboxId,
-    pub(crate) tx: mpsc::Sender<Arc<Message>>,
+    queue: Mutex<VecDeque<Arc<Message>>>,
+    capacity: usize,
+    /// The inbox's task, woken when a message arrives or the mailbox lags.
+    waker: AtomicWaker,
     lagged: AtomicBool,
     pub(crate) topics: Mutex<FxHashSet<Arc<str>>>,
 }
 
 impl MailboxShared {
+    /// Queues `message` unless `capacity` messages already wait; never blocks on the consumer.
+    pub(crate) fn try_push(&self, message: Arc<Message>) -> Result<(), Full> {
+        {
+            let mut queue = self.queue.lock();
+            if queue.len() >= self.capacity {
+                return Err(Full);
+            }
+            queue.push_back(message);
+        }
+        self.waker.wake();
+        Ok(())
+    }
+
+    fn pop(&self) -> Option<Arc<Message>> {
+        let mut queue = self.queue.lock();
+        let message = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > SHRINK_ABOVE {
+            *queue = VecDeque::new();
+        }
+        message
+    }
+
     pub(crate) fn mark_lagged(&self) -> bool {
-        !self.lagged.swap(true, Ordering::AcqRel)
+        let first = !self.lagged.swap(true, Ordering::AcqRel);
+        self.waker.wake();
+        first
     }
 
     pub(crate) fn is_lagged(&self) -> bool {
@@ -90,41 +130,45 @@ impl Mailbox {
 
 /// The receiving side of a subscriber's queue.
 pub struct Inbox {
-    rx: mpsc::Receiver<Arc<Message>>,
     shared: Arc<MailboxShared>,
     registry: Arc<Registry>,
 }
 
 impl Inbox {
     pub(crate) fn new(id: MailboxId, capacity: usize, registry: Arc<Registry>) -> (Mailbox, Inbox) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
         let shared = Arc::new(MailboxShared {
             id,
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            waker: AtomicWaker::new(),
             lagged: AtomicBool::new(false),
             topics: Mutex::new(FxHashSet::default()),
         });
         let mailbox = Mailbox {
             shared: shared.clone(),
         };
-        (
-            mailbox,
-            Inbox {
-                rx,
-                shared,
-                registry,
-            },
-        )
+        (mailbox, Inbox { shared, registry })
     }
 
     /// The next message, or why none will come.
     ///
     /// Cancel-safe: dropping the future loses no message, so it can sit in a `tokio::select!`.
+    /// The inbox holds its own mailbox, so [`Closed::Dropped`] is never the answer here; it is
+    /// what owners of several inboxes use for one they retired.
     pub async fn recv(&mut self) -> Result<Arc<Message>, Closed> {
-        if self.shared.is_lagged() {
-            return Err(Closed::Lagged);
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Arc<Message>, Closed>> {
+        if let Some(ready) = self.try_recv() {
+            return Poll::Ready(ready);
         }
-        self.rx.recv().await.ok_or(Closed::Dropped)
+        self.shared.waker.register(cx.waker());
+        // A message or the lag may have come between the first look and the registration.
+        match self.try_recv() {
+            Some(ready) => Poll::Ready(ready),
+            None => Poll::Pending,
+        }
     }
 
     /// A message if one is waiting, without waiting.
@@ -132,11 +176,7 @@ impl Inbox {
         if self.shared.is_lagged() {
             return Some(Err(Closed::Lagged));
         }
-        match self.rx.try_recv() {
-            Ok(message) => Some(Ok(message)),
-            Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => Some(Err(Closed::Dropped)),
-        }
+        self.shared.pop().map(Ok)
     }
 
     /// The mailbox feeding this inbox.
@@ -150,5 +190,93 @@ impl Inbox {
 impl Drop for Inbox {
     fn drop(&mut self) {
         self.registry.unsubscribe_all(&self.shared);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::PubSub;
+
+    fn message() -> Bytes {
+        Bytes::from_static(b"x")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_inbox_is_woken_by_a_publish_from_another_task() {
+        let pubsub = PubSub::new("a");
+        let (mailbox, mut inbox) = pubsub.mailbox(8);
+        pubsub.subscribe("t", &mailbox);
+        let receiver = tokio::spawn(async move {
+            let mut got = 0;
+            while got < 1_000 {
+                inbox.recv().await.expect("a message");
+                got += 1;
+            }
+            got
+        });
+        for _ in 0..1_000 {
+            pubsub.broadcast("t", message());
+            // Publish no faster than the receiver drains, so the mailbox never lags.
+            while mailbox.shared.queue.lock().len() >= 4 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let got = tokio::time::timeout(Duration::from_secs(10), receiver)
+            .await
+            .expect("every publish woke the receiver")
+            .expect("receiver task");
+        assert_eq!(got, 1_000);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_recv_loses_no_message() {
+        let pubsub = PubSub::new("a");
+        let (mailbox, mut inbox) = pubsub.mailbox(8);
+        pubsub.subscribe("t", &mailbox);
+        tokio::select! {
+            biased;
+            _ = inbox.recv() => panic!("nothing was published yet"),
+            () = tokio::task::yield_now() => {}
+        }
+        pubsub.broadcast("t", message());
+        assert!(inbox.recv().await.is_ok());
+        assert!(inbox.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_idle_mailbox_holds_no_queue_and_gives_a_burst_back() {
+        let pubsub = PubSub::new("a");
+        let (mailbox, mut inbox) = pubsub.mailbox(1_000);
+        pubsub.subscribe("t", &mailbox);
+        assert_eq!(mailbox.shared.queue.lock().capacity(), 0);
+        for _ in 0..500 {
+            pubsub.broadcast("t", message());
+        }
+        assert!(mailbox.shared.queue.lock().capacity() >= 500);
+        for _ in 0..500 {
+            assert!(inbox.recv().await.is_ok());
+        }
+        assert_eq!(mailbox.shared.queue.lock().capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lag_wakes_the_waiting_inbox() {
+        let pubsub = PubSub::new("a");
+        let (mailbox, mut inbox) = pubsub.mailbox(1);
+        pubsub.subscribe("t", &mailbox);
+        let shared = mailbox.shared.clone();
+        let waiting = tokio::spawn(async move { inbox.recv().await });
+        tokio::task::yield_now().await;
+        assert!(shared.mark_lagged());
+        let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the lag woke the inbox")
+            .expect("task");
+        assert_eq!(answer.err(), Some(Closed::Lagged));
     }
 }

@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use rustc_hash::{FxBuildHasher, FxHashMap};
-use tokio::sync::mpsc::error::TrySendError;
 
-use crate::mailbox::{MailboxId, MailboxShared};
+use crate::mailbox::{Full, MailboxId, MailboxShared};
 use crate::message::Message;
 
 const SHARDS: usize = 64;
@@ -107,14 +106,13 @@ impl Registry {
                 if Some(*id) == message.from {
                     continue;
                 }
-                match mailbox.tx.try_send(message.clone()) {
+                match mailbox.try_push(message.clone()) {
                     Ok(()) => delivered += 1,
-                    Err(TrySendError::Full(_)) => {
+                    Err(Full) => {
                         if mailbox.mark_lagged() {
                             cut_off.push(mailbox.clone());
                         }
                     }
-                    Err(TrySendError::Closed(_)) => cut_off.push(mailbox.clone()),
                 }
             }
         }

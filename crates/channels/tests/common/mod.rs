@@ -98,6 +98,20 @@ impl Client {
         Client { ws, next_ref: 1 }
     }
 
+    /// Connects like [`Client::connect`] over a socket whose receive buffer is a few KiB (no
+    /// autotuning), so that a client that stops reading fills the server's side within a few
+    /// megabytes instead of the kernel's 10 MB of loopback buffers.
+    pub async fn connect_with_small_receive_buffer(server: &Server) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(server.addr).await.expect("tcp connects");
+        let url = format!("ws://{}/socket/websocket?vsn=2.0.0", server.addr);
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket connects");
+        Client { ws, next_ref: 1 }
+    }
+
     /// Sends `[join_ref, ref, topic, event, payload]` and returns the ref used.
     pub async fn send(
         &mut self,
