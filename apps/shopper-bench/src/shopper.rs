@@ -104,6 +104,24 @@ async fn reply_to(
     }
 }
 
+/// Joins `topic` with ref `r`: `Refused` unless the reply is `ok`.
+async fn join(
+    ws: &mut Ws,
+    r: u64,
+    topic: &str,
+    params: serde_json::Value,
+    plan: &Plan,
+    events: &tokio::sync::mpsc::UnboundedSender<Event>,
+) -> Result<(), Outcome> {
+    ws.send(frame(None, r, topic, "phx_join", params))
+        .await
+        .map_err(|_| Outcome::Closed)?;
+    match reply_to(ws, r, plan, events).await? {
+        status if status == "ok" => Ok(()),
+        _ => Err(Outcome::Refused),
+    }
+}
+
 async fn open(plan: &Plan, source: IpAddr) -> Result<Ws, Outcome> {
     let socket = TcpSocket::new_v4().map_err(|_| Outcome::NoDescriptor)?;
     socket
@@ -142,45 +160,21 @@ pub async fn run(
     let mut r = 1u64;
     let join_ref = r.to_string();
     let sent = Instant::now();
-    if ws
-        .send(frame(None, r, &topic, "phx_join", json!({"page": page})))
-        .await
-        .is_err()
-    {
-        let _ = events.send(Event::Join(Err(Outcome::Closed)));
-        return;
-    }
-    match reply_to(&mut ws, r, &plan, &events).await {
-        Ok(status) if status == "ok" => {
+    match join(&mut ws, r, &topic, json!({"page": page}), &plan, &events).await {
+        Ok(()) => {
             let _ = events.send(Event::Join(Ok(sent.elapsed())));
-        }
-        Ok(_) => {
-            let _ = events.send(Event::Join(Err(Outcome::Refused)));
-            return;
         }
         Err(outcome) => {
             let _ = events.send(Event::Join(Err(outcome)));
             return;
         }
     }
-
     for product in &plan.products {
         r += 1;
         let topic = format!("product:{product}");
-        let joined = match ws.send(frame(None, r, &topic, "phx_join", json!({}))).await {
-            Ok(()) => reply_to(&mut ws, r, &plan, &events).await,
-            Err(_) => Err(Outcome::Closed),
-        };
-        match joined {
-            Ok(status) if status == "ok" => {}
-            Ok(_) => {
-                let _ = events.send(Event::Join(Err(Outcome::Refused)));
-                return;
-            }
-            Err(outcome) => {
-                let _ = events.send(Event::Join(Err(outcome)));
-                return;
-            }
+        if let Err(outcome) = join(&mut ws, r, &topic, json!({}), &plan, &events).await {
+            let _ = events.send(Event::Join(Err(outcome)));
+            return;
         }
     }
 

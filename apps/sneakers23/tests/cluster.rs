@@ -32,13 +32,13 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::process::StoreProcess;
 use common::web::{PhxSocket, hidden_input, raw_request};
 use common::{Backend, TcpProxy, TestDb, insert_fixture, insert_single_item};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sneakers23::cart::CartSigner;
 use sneakers23::tokens::{CartTokens, ops_token};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const SECRET: &str = "cluster test secret key base, long enough for every signer of the store";
@@ -197,38 +197,8 @@ impl Cluster {
             .env("TRACKER_POOL_SIZE", "2")
             .env("POOL_SIZE", "4")
             .env("RUST_LOG", "info")
-            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("starting sneakers23 serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("listening on http://") {
-                    return url.trim().parse::<SocketAddr>().ok();
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("node {name} did not start:\n{}", log.lock()));
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let StoreProcess { addr, child, log } = StoreProcess::spawn(command).await;
         self.nodes.insert(
             name.to_owned(),
             NodeProc {
