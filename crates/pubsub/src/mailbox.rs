@@ -153,8 +153,8 @@ impl Inbox {
     /// The next message, or why none will come.
     ///
     /// Cancel-safe: dropping the future loses no message, so it can sit in a `tokio::select!`.
-    /// The inbox holds its own mailbox, so [`Closed::Dropped`] is never the answer here; it is
-    /// what owners of several inboxes use for one they retired.
+    /// The inbox holds its own mailbox, so it never answers [`Closed::Dropped`] (neither did the
+    /// channel it replaced); the variant stays for the callers that match on it.
     pub async fn recv(&mut self) -> Result<Arc<Message>, Closed> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
