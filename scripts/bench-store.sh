@@ -11,10 +11,15 @@
 #
 # Settings (environment): NODES (1), SHOPPERS (10000), RAMP (2000 shoppers/s), IDLE_SECS (60: the
 # window in which idle CPU is measured, after every dashboard counted every shopper; a multiple of
-# the clients' 30 s heartbeat, so that it holds exactly that many heartbeats per shopper), CHURN (cart
-# operations per shopper per minute after the idle window, 0), CHURN_SECS (20), PUBSUB
-# (redis | nats, clusters only), BIN_DIR (target/release), BASE_PORT (4100), OUT (a results
-# folder, default /tmp/bench-store-<time>). Build first:
+# the clients' 30 s heartbeat, so that it holds exactly that many heartbeats per shopper), CHURN
+# (cart operations per shopper per minute after the idle window, 0), CHURN_SECS (20), PUBSUB
+# (redis | nats, clusters only), PRODUCTS (the product pages each shopper watches: 1,2; empty for
+# none, to measure the issue's join alone; no stock_change is timed then), BIN_DIR
+# (target/release), BASE_PORT (4100), OUT (a results folder, default /tmp/bench-store-<time>).
+# BENCH_NICE (0) and BENCH_CPUS (any; e.g. 1 for the second core): the niceness and the CPUs of
+# the heavy load generator (not of the light probe), so that on a machine it shares with the
+# server it can be made to yield the CPU to the server it measures.
+# CPU figures also say how much of it was kernel time (the process's system time). Build first:
 #   cargo build --release -p sneakers23 -p shopper-bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +31,9 @@ IDLE_SECS=${IDLE_SECS:-60}
 CHURN=${CHURN:-0}
 CHURN_SECS=${CHURN_SECS:-20}
 PUBSUB=${PUBSUB:-redis}
+PRODUCTS=${PRODUCTS-1,2}
+BENCH_NICE=${BENCH_NICE:-0}
+BENCH_CPUS=${BENCH_CPUS:-}
 BIN_DIR=${BIN_DIR:-target/release}
 BASE_PORT=${BASE_PORT:-4100}
 OUT=${OUT:-/tmp/bench-store-$(date +%Y%m%d-%H%M%S)}
@@ -77,8 +85,12 @@ done
 
 # clock ticks of user + system time of a process
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# clock ticks of system (kernel) time alone: the socket work the kernel does for the process
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 sum_over_nodes() { local f=$1 total=0; for pid in "${pids[@]}"; do total=$((total + $($f "$pid"))); done; echo "$total"; }
+# the same, summed over the load generator and its worker processes
+bench_ticks() { local total=0 pid; for pid in "$1" $(pgrep -P "$1" || true); do total=$((total + $($2 "$pid"))); done; echo "$total"; }
 shoppers_counted() { # the smallest shopper count over every node's dashboard aggregate
   local min=-1
   for url in "${urls[@]}"; do
@@ -90,8 +102,11 @@ shoppers_counted() { # the smallest shopper count over every node's dashboard ag
 
 rss_before=$(sum_over_nodes rss_kib)
 cpu_before=$(sum_over_nodes cpu_ticks)
+sys_before=$(sum_over_nodes sys_ticks)
 check=()
 for url in "${urls[@]}"; do check+=(--check-admin "$url/admin/aggregate.json"); done
+products=()
+[ -n "$PRODUCTS" ] && products=(--products "$PRODUCTS")
 bench_urls=()
 for url in "${urls[@]}"; do bench_urls+=(--url "$url"); done
 hold=$((IDLE_SECS + 30 + SHOPPERS / RAMP))
@@ -101,30 +116,39 @@ if [ "$CHURN" != 0 ]; then
   hold=$((CHURN_SECS + 15 + SHOPPERS / RAMP))
   churn=(--churn-per-minute "$CHURN")
 fi
-log "$NODES node(s), $SHOPPERS shoppers at $RAMP/s; results in $OUT"
-"$BENCH" "${bench_urls[@]}" -n "$SHOPPERS" --ramp-rate "$RAMP" --hold-secs "$hold" --sources 8 \
-  --products 1,2 "${churn[@]}" --json --plot "$OUT/shoppers.svg" "${check[@]}" \
+log "$NODES node(s), $SHOPPERS shoppers at $RAMP/s (load generator at nice $BENCH_NICE, CPUs ${BENCH_CPUS:-any}); results in $OUT"
+pin=()
+[ -n "$BENCH_CPUS" ] && pin=(taskset -c "$BENCH_CPUS")
+"${pin[@]}" nice -n "$BENCH_NICE" "$BENCH" "${bench_urls[@]}" -n "$SHOPPERS" --ramp-rate "$RAMP" --hold-secs "$hold" --sources 8 \
+  "${products[@]}" "${churn[@]}" --json --plot "$OUT/shoppers.svg" "${check[@]}" \
   >"$OUT/bench.json" 2>"$OUT/bench.err" &
 bench_pid=$!
 start=$(date +%s.%N)
+bench_cpu_before=$(bench_ticks "$bench_pid" cpu_ticks)
+bench_sys_before=$(bench_ticks "$bench_pid" sys_ticks)
 until [ "$(shoppers_counted)" -ge "$SHOPPERS" ]; do
   kill -0 "$bench_pid" 2>/dev/null || { log "shopper-bench ended early"; cat "$OUT/bench.err" >&2; exit 1; }
   sleep 0.5
 done
 counted_at=$(date +%s.%N)
 cpu_ramped=$(sum_over_nodes cpu_ticks)
+sys_ramped=$(sum_over_nodes sys_ticks)
+bench_cpu_ramped=$(bench_ticks "$bench_pid" cpu_ticks)
+bench_sys_ramped=$(bench_ticks "$bench_pid" sys_ticks)
 rss_held=$(sum_over_nodes rss_kib)
 window=$IDLE_SECS
 [ "$CHURN" != 0 ] && window=$CHURN_SECS
 if [ "$CHURN" != 0 ]; then
-  # A light probe (20 shoppers, 100 cart operations/s together) measures the server's latency
-  # under the load without the heavy client's own scheduling delays in its figures.
+  # A light probe (20 shoppers, 100 cart operations/s together, on one thread) measures the
+  # server's latency under the load without the heavy client's own scheduling delays in its
+  # figures.
   "$BENCH" --url "${urls[0]}" -n 20 --ramp-rate 100 --hold-secs $((window - 2)) \
-    --churn-per-minute 300 --sources 1 --json >"$OUT/probe.json" 2>"$OUT/probe.err" &
+    --churn-per-minute 300 --sources 1 --threads 1 --json >"$OUT/probe.json" 2>"$OUT/probe.err" &
   probe_pid=$!
 fi
 sleep "$window" # the measurement window: idle, or churning
 cpu_idle_end=$(sum_over_nodes cpu_ticks)
+sys_idle_end=$(sum_over_nodes sys_ticks)
 rss_idle=$(sum_over_nodes rss_kib)
 per_node_rss=$(for pid in "${pids[@]}"; do printf '%s ' "$(rss_kib "$pid")"; done)
 # One stock change reaches every shopper's page: an item of product 1 is brought to 150 units
@@ -151,11 +175,14 @@ print(f"nodes {$NODES}, shoppers requested {n}, joined {joined}, held at end {b[
 print(f"every dashboard counted every shopper {ramp_s:.1f} s after the bench started")
 print(f"server RSS before {$rss_before/1024:.1f} MiB, with shoppers {$rss_idle/1024:.1f} MiB (per node KiB: $per_node_rss)")
 print(f"server RSS per shopper {($rss_idle - $rss_before) * 1024 / max(joined, 1) / 1024:.2f} KiB")
-print(f"server CPU per join (upgrade + join + track + add_item, all nodes) {($cpu_ramped - $cpu_before) / $hz * 1000 / max(joined, 1):.3f} ms")
+what = "upgrade + cart join + track + add_item" + (" + product joins $PRODUCTS" if "$PRODUCTS" else "")
+print(f"server CPU per shopper ({what}, all nodes) {($cpu_ramped - $cpu_before) / $hz * 1000 / max(joined, 1):.3f} ms, of which kernel {($sys_ramped - $sys_before) / $hz * 1000 / max(joined, 1):.3f} ms")
+print(f"load generator CPU per shopper over the ramp {($bench_cpu_ramped - $bench_cpu_before) / $hz * 1000 / max(joined, 1):.3f} ms, of which kernel {($bench_sys_ramped - $bench_sys_before) / $hz * 1000 / max(joined, 1):.3f} ms (same two cores)")
 state = "churning at $CHURN operations per minute each" if $CHURN else "idle"
-print(f"server CPU while {joined} shoppers {state}: {($cpu_idle_end - $cpu_ramped) / $hz / $window * 100:.2f} % of a core over {$window} s (all nodes)")
+print(f"server CPU while {joined} shoppers {state}: {($cpu_idle_end - $cpu_ramped) / $hz / $window * 100:.2f} % of a core over {$window} s (all nodes), of which kernel {($sys_idle_end - $sys_ramped) / $hz / $window * 100:.2f} %")
 sc = b.get("stock_changes") or {"count": 0, "first_unix_us": 0, "last_unix_us": 0}
-print(f"one stock_change (sold on node $NODES): {sc['count']} deliveries (expected {joined}), first after {(sc['first_unix_us'] - $sold_at_us) / 1000:.1f} ms, last after {(sc['last_unix_us'] - $sold_at_us) / 1000:.1f} ms")
+if "$PRODUCTS":
+    print(f"one stock_change (sold on node $NODES): {sc['count']} deliveries (expected {joined}), first after {(sc['first_unix_us'] - $sold_at_us) / 1000:.1f} ms, last after {(sc['last_unix_us'] - $sold_at_us) / 1000:.1f} ms")
 c = b["churn"]
 if c["count"]:
     print(f"steady-state cart operations: {c['count']}, p50/p90/p99/max {c['p50_ms']:.2f}/{c['p90_ms']:.2f}/{c['p99_ms']:.2f}/{c['max_ms']:.2f} ms (the loaded client)")

@@ -81,6 +81,11 @@ struct RunArgs {
     /// Worker processes (0 = one per 15,000 shoppers).
     #[arg(long, default_value_t = 0)]
     workers: u32,
+    /// Threads of each process (0 = one per core). A latency probe of a few shoppers measures
+    /// best with 1: on one thread, the reply that wakes it is read by the thread that waits for
+    /// it, with no hand-off between threads added to what it measures.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Seconds to wait for any reply before counting a timeout.
     #[arg(long, default_value_t = 30.0)]
     reply_timeout_secs: f64,
@@ -130,7 +135,7 @@ enum WorkerLine {
     /// The worker's measurements, after its shoppers disconnected; `ramp_s` is the time its
     /// ramp took (every shopper joined or failed).
     Done {
-        tally: WireTally,
+        tally: Box<WireTally>,
         held: u64,
         ramp_s: f64,
     },
@@ -300,7 +305,7 @@ async fn worker(args: RunArgs) -> anyhow::Result<()> {
     )
     .await?;
     let line = serde_json::to_string(&WorkerLine::Done {
-        tally: tally.to_wire(),
+        tally: Box::new(tally.to_wire()),
         held,
         ramp_s: ramp.as_secs_f64(),
     })?;
@@ -413,7 +418,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
                                     ramp_s,
                                 }) => {
                                     let _ = child.wait();
-                                    return Ok((tally, held, ramp_s));
+                                    return Ok((*tally, held, ramp_s));
                                 }
                                 Err(_) => {}
                             }
@@ -483,6 +488,7 @@ fn to_flags(args: &RunArgs) -> Vec<String> {
         format!("--items={}", args.items),
         format!("--sources={}", args.sources),
         format!("--reply-timeout-secs={}", args.reply_timeout_secs),
+        format!("--threads={}", args.threads),
         "--workers=1".to_owned(),
     ]);
     if !args.products.is_empty() {
@@ -526,13 +532,34 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(WorkerCommand::Worker(args)) = cli.worker {
-        return worker(args).await;
-    }
-    let args = cli.run;
+    let threads = match &cli.worker {
+        Some(WorkerCommand::Worker(args)) => args.threads,
+        None => cli.run.threads,
+    };
+    let runtime = match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(async move {
+        match cli.worker {
+            Some(WorkerCommand::Worker(args)) => worker(args).await,
+            None => lead(cli.run).await,
+        }
+    })
+}
+
+/// The run as the user asked for it: alone or over worker processes, then the summary.
+async fn lead(args: RunArgs) -> anyhow::Result<()> {
     validate(&args)?;
     let summary = run(args.clone()).await?;
     if args.json {

@@ -43,8 +43,30 @@ pub enum Event {
     Churn(Result<Duration, Outcome>),
     /// A `stock_change` push arrived on a watched product channel, at this wall-clock time.
     StockChange(std::time::SystemTime),
-    /// A joined shopper lost its connection.
-    Dropped,
+    /// A joined shopper lost its connection, and why (see [`drop_cause`]).
+    Dropped(String),
+}
+
+/// Why a connection ended, as a short key for the report: the server's close code and reason
+/// when it sent a close frame, else what the socket said.
+pub fn drop_cause(
+    message: Option<
+        &Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+    >,
+) -> String {
+    use tokio_tungstenite::tungstenite::{Error, Message};
+    match message {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            format!("server closed {} {}", u16::from(frame.code), frame.reason)
+        }
+        Some(Ok(Message::Close(None))) => "server closed".to_owned(),
+        Some(Ok(_)) => "unexpected message".to_owned(),
+        Some(Err(Error::Io(error))) => format!("socket error: {:?}", error.kind()),
+        Some(Err(Error::ConnectionClosed | Error::AlreadyClosed)) | None => {
+            "connection ended without a close frame".to_owned()
+        }
+        Some(Err(_)) => "protocol error".to_owned(),
+    }
 }
 
 /// Latencies of one step, in microseconds.
@@ -132,6 +154,8 @@ pub struct Tally {
     pub pushes_refused: u64,
     /// Joined shoppers whose connection later dropped.
     pub dropped: u64,
+    /// Those drops by cause.
+    pub drops: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -158,7 +182,10 @@ impl Tally {
             Event::Churn(Ok(d)) => self.churn.record(d),
             Event::Churn(Err(o)) => self.error("churn", o),
             Event::StockChange(at) => self.stock_changes.record(at),
-            Event::Dropped => self.dropped += 1,
+            Event::Dropped(cause) => {
+                self.dropped += 1;
+                *self.drops.entry(cause).or_default() += 1;
+            }
         }
     }
 
@@ -186,6 +213,7 @@ impl Tally {
             pushes_ok: self.pushes_ok,
             pushes_refused: self.pushes_refused,
             dropped: self.dropped,
+            drops: self.drops.clone(),
         }
     }
 
@@ -209,6 +237,9 @@ impl Tally {
         self.pushes_ok += other.pushes_ok;
         self.pushes_refused += other.pushes_refused;
         self.dropped += other.dropped;
+        for (k, v) in &other.drops {
+            *self.drops.entry(k.clone()).or_default() += v;
+        }
     }
 
     /// The final report.
@@ -221,6 +252,7 @@ impl Tally {
             add_item_answered_ok: self.pushes_ok,
             add_item_answered: self.pushes_ok + self.pushes_refused,
             dropped_after_join: self.dropped,
+            drops: self.drops.clone(),
             elapsed_s: elapsed.as_secs_f64(),
             ramp_s: ramp.as_secs_f64(),
             joins_per_second: self.joined as f64 / ramp.as_secs_f64().max(1e-9),
@@ -288,6 +320,8 @@ pub struct WireTally {
     pushes_ok: u64,
     pushes_refused: u64,
     dropped: u64,
+    #[serde(default)]
+    drops: BTreeMap<String, u64>,
 }
 
 /// The report of a run, printed as text or JSON.
@@ -305,6 +339,9 @@ pub struct Summary {
     pub add_item_answered: u64,
     /// Joined shoppers that lost their connection.
     pub dropped_after_join: u64,
+    /// Those drops by cause: the server's close code and reason, or what the socket said.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drops: BTreeMap<String, u64>,
     /// Wall time of ramp + hold.
     pub elapsed_s: f64,
     /// Wall time of the ramp: until every shopper joined (and pushed its add_item) or failed.
@@ -344,6 +381,9 @@ impl std::fmt::Display for Summary {
             self.add_item_answered_ok, self.add_item_answered
         )?;
         writeln!(f, "dropped after join      {}", self.dropped_after_join)?;
+        for (cause, count) in &self.drops {
+            writeln!(f, "  {count} × {cause}")?;
+        }
         writeln!(
             f,
             "elapsed                 {:.1} s (ramp {:.1} s, {:.0} joins/s)",
@@ -377,5 +417,55 @@ impl std::fmt::Display for Summary {
             write!(f, "{admin}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::{Error, Message};
+
+    #[test]
+    fn a_drop_names_the_servers_close_code_and_reason_or_the_socket_error() {
+        let idle = Message::Close(Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: "idle timeout".into(),
+        }));
+        assert_eq!(
+            drop_cause(Some(&Ok(idle))),
+            "server closed 1001 idle timeout"
+        );
+        let reset = Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(
+            drop_cause(Some(&Err(reset))),
+            "socket error: ConnectionReset"
+        );
+        assert_eq!(drop_cause(None), "connection ended without a close frame");
+    }
+
+    #[test]
+    fn drops_by_cause_survive_the_trip_from_a_worker() {
+        let mut worker = Tally::default();
+        worker.add(Event::Dropped("server closed 1001 idle timeout".to_owned()));
+        worker.add(Event::Dropped("server closed 1001 idle timeout".to_owned()));
+        worker.add(Event::Dropped("socket error: ConnectionReset".to_owned()));
+        let wire: WireTally =
+            serde_json::from_str(&serde_json::to_string(&worker.to_wire()).expect("encodes"))
+                .expect("decodes");
+
+        let mut total = Tally::default();
+        total.add(Event::Dropped("socket error: ConnectionReset".to_owned()));
+        total.merge(&wire);
+        let summary = total.summary(10, 6, Duration::from_secs(1), Duration::from_secs(1));
+        assert_eq!(summary.dropped_after_join, 4);
+        assert_eq!(summary.drops["server closed 1001 idle timeout"], 2);
+        assert_eq!(summary.drops["socket error: ConnectionReset"], 2);
+        assert!(
+            summary
+                .to_string()
+                .contains("2 × server closed 1001 idle timeout")
+        );
     }
 }

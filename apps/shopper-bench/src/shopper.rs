@@ -15,7 +15,7 @@ use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::report::{Event, Outcome};
+use crate::report::{Event, Outcome, drop_cause};
 
 /// What every shopper of a run is told.
 #[derive(Clone, Debug)]
@@ -230,8 +230,8 @@ pub async fn run(
             _ = stop.changed() => break,
             _ = heartbeat.tick() => {
                 r += 1;
-                if ws.send(frame(None, r, "phoenix", "heartbeat", json!({}))).await.is_err() {
-                    let _ = events.send(Event::Dropped);
+                if let Err(error) = ws.send(frame(None, r, "phoenix", "heartbeat", json!({}))).await {
+                    let _ = events.send(Event::Dropped(drop_cause(Some(&Err(error)))));
                     return;
                 }
             }
@@ -241,14 +241,15 @@ pub async fn run(
                 let closed = matches!(result, Err(Outcome::Closed));
                 let _ = events.send(Event::Churn(result));
                 if closed {
-                    let _ = events.send(Event::Dropped);
+                    let cause = "closed during a cart operation".to_owned();
+                    let _ = events.send(Event::Dropped(cause));
                     return;
                 }
                 next_churn = churn.map(|d| tokio::time::Instant::now() + d);
             }
             message = ws.next() => match message {
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
-                    let _ = events.send(Event::Dropped);
+                    let _ = events.send(Event::Dropped(drop_cause(message.as_ref())));
                     return;
                 }
                 Some(Ok(WsMessage::Text(text))) => note_stock_change(&plan, &text, &events),

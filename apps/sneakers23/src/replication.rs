@@ -157,10 +157,6 @@ impl Replication {
                         tracing::error!(error = %e, "cache reload after lost replication events failed");
                     }
                 }
-                Err(Closed::Dropped) => {
-                    tracing::info!("replication listener stopped: pubsub closed");
-                    return;
-                }
             }
         }
     }

@@ -231,3 +231,40 @@ async fn drain_in_batches_closes_connections_batch_by_batch() {
         "new connections are refused while draining"
     );
 }
+
+/// A client that sends nothing for the idle timeout is closed with 1001 (so phoenix.js
+/// reconnects), while one that heartbeats more often than the timeout stays open well past it.
+#[tokio::test]
+async fn a_silent_client_is_closed_and_a_heartbeating_one_is_kept() {
+    let idle_timeout = Duration::from_millis(300);
+    let server = start(EndpointConfig {
+        idle_timeout,
+        ..EndpointConfig::default()
+    })
+    .await;
+    let mut silent = Client::connect(&server).await;
+    let mut lively = Client::connect(&server).await;
+    let started = tokio::time::Instant::now();
+
+    // The lively client heartbeats every 100 ms for four idle timeouts; each is answered.
+    while started.elapsed() < idle_timeout * 4 {
+        let r = lively.send(None, "phoenix", "heartbeat", json!({})).await;
+        let reply = lively.recv(Duration::from_secs(5)).await;
+        assert_eq!(reply[1], json!(r), "heartbeat reply: {reply}");
+        assert_eq!(reply[4]["status"], "ok", "heartbeat reply: {reply}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // By now the silent one was closed, no sooner than the timeout after it connected.
+    let closed = tokio::time::timeout(Duration::from_secs(5), silent.ws.next())
+        .await
+        .expect("the silent client is closed in time");
+    match closed {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1001);
+            assert_eq!(frame.reason.as_str(), "idle timeout");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    assert!(started.elapsed() >= idle_timeout);
+}

@@ -41,9 +41,6 @@ pub enum Closed {
     /// The queue overflowed: the subscriber fell behind and was unsubscribed from every topic.
     #[error("subscriber could not keep up: its queue of messages was full and it was unsubscribed")]
     Lagged,
-    /// Every mailbox handle was dropped; nothing can arrive any more.
-    #[error("mailbox closed: every handle to it was dropped")]
-    Dropped,
 }
 
 /// Why [`MailboxShared::try_push`] refused a message.
@@ -153,8 +150,8 @@ impl Inbox {
     /// The next message, or why none will come.
     ///
     /// Cancel-safe: dropping the future loses no message, so it can sit in a `tokio::select!`.
-    /// The inbox holds its own mailbox, so it never answers [`Closed::Dropped`] (neither did the
-    /// channel it replaced); the variant stays for the callers that match on it.
+    /// The inbox holds its own mailbox, so it waits for as long as it lives: the only end of its
+    /// messages is [`Closed::Lagged`].
     pub async fn recv(&mut self) -> Result<Arc<Message>, Closed> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }

@@ -300,7 +300,6 @@ impl ShardTask {
                         mailbox = m;
                         inbox = i;
                     }
-                    Err(Closed::Dropped) => break,
                 },
                 count = self.exits.recv_many(&mut pids, EXIT_BATCH) => {
                     if count == 0 {

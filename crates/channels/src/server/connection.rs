@@ -22,7 +22,6 @@ use crate::codec::{
 use crate::server::channel::{Channel, Info, Outcome, Reply, StopReason};
 use crate::server::context::{ConnEvent, Context};
 use crate::server::endpoint::{self, DISCONNECT, Endpoint};
-use crate::server::metrics;
 use crate::server::socket::{Assigns, Socket};
 
 /// Why a connection is being closed, as a WebSocket close code and reason.
@@ -192,7 +191,7 @@ impl Connection {
         if let Some(id) = &socket_id {
             endpoint.pubsub().subscribe(id, &mailbox);
         }
-        metrics::connection_opened();
+        endpoint.metrics().connection_opened();
         endpoint.connection_opened();
         let connection = Connection {
             link: Link {
@@ -214,13 +213,13 @@ impl Connection {
 
     /// Handles one frame from the client.
     pub(crate) async fn handle_frame(&mut self, kind: FrameKind, data: Bytes) -> Control {
-        metrics::message_in();
+        self.link.endpoint.metrics().message_in();
         let message = match self.link.serializer.decode(kind, data) {
             Ok(message) => message,
             Err(error) => {
                 // Nothing in the frame can be trusted to address a reply; the connection and its
                 // channels stay up.
-                metrics::malformed_frame();
+                self.link.endpoint.metrics().malformed_frame();
                 tracing::warn!(%error, "malformed frame from client ignored");
                 return Control::Continue;
             }
@@ -277,7 +276,7 @@ impl Connection {
         };
         match joined {
             Ok(Ok(response)) => {
-                metrics::joined();
+                self.link.endpoint.metrics().joined();
                 self.link
                     .endpoint
                     .pubsub()
@@ -305,7 +304,7 @@ impl Connection {
                     .reply(join_ref.as_deref(), ref_, &topic, &Reply::error(response));
             }
             Err(_) => {
-                metrics::channel_crashed();
+                self.link.endpoint.metrics().channel_crashed();
                 tracing::error!(%topic, "channel panicked while joining");
                 self.link.unsubscribe_all_extra(&topic);
                 let reply = Reply::error(reason_payload("join crashed"));
@@ -414,7 +413,7 @@ impl Connection {
 
     /// A callback panicked: the channel is gone, its client is told `phx_error` and will rejoin.
     fn crashed(&mut self, topic: &Arc<str>, during: &str) {
-        metrics::channel_crashed();
+        self.link.endpoint.metrics().channel_crashed();
         tracing::error!(%topic, during, "channel panicked; sending phx_error");
         if let Some(joined) = self.channels.remove(topic) {
             self.forget(topic);
@@ -627,7 +626,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        metrics::connection_closed();
+        self.link.endpoint.metrics().connection_closed();
         self.link.endpoint.connection_closed();
     }
 }

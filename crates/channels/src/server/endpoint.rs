@@ -15,6 +15,7 @@ use pubsub::{Mailbox, PubSub};
 use tokio::sync::watch;
 
 use crate::codec::{Broadcast, Frame, FrameKind, JsonObject, OutPayload, Serializer};
+use crate::server::metrics::Metrics;
 use crate::server::origin::CheckOrigin;
 
 /// The event that, broadcast on a socket id, closes every connection with that id.
@@ -109,6 +110,7 @@ struct Inner {
     tickets: Arc<AtomicU64>,
     /// Open connections.
     live: AtomicUsize,
+    metrics: Metrics,
 }
 
 /// A connection's view of draining: resolves when its batch is released.
@@ -164,6 +166,7 @@ impl Endpoint {
                 drain,
                 tickets: Arc::new(AtomicU64::new(0)),
                 live: AtomicUsize::new(0),
+                metrics: Metrics::register(),
             }),
         }
     }
@@ -264,6 +267,11 @@ impl Endpoint {
     /// Connections open on this node right now (WebSocket and LongPoll).
     pub fn connection_count(&self) -> usize {
         self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// The server's counters, registered when the endpoint was created.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     pub(crate) fn connection_opened(&self) {

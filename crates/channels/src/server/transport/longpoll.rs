@@ -32,7 +32,6 @@ use tokio::time::Instant;
 use crate::codec::FrameKind;
 use crate::server::connection::{Connection, Control};
 use crate::server::context::ConnEvent;
-use crate::server::metrics;
 use crate::server::transport::Mount;
 use crate::server::transport::handshake::{self, Refused};
 
@@ -233,7 +232,6 @@ async fn run(
             message = inbox.recv() => match message {
                 Ok(message) => connection.handle_message(message).await,
                 Err(Closed::Lagged) => Control::Close(crate::server::connection::CloseReason::LAGGED),
-                Err(Closed::Dropped) => break,
             },
             Some(event) = next_event(&mut connection.link.events_rx) => connection.handle_event(event).await,
             _ = check.tick() => {
@@ -250,7 +248,11 @@ async fn run(
             .filter_map(|frame| frame.as_text().map(str::to_owned))
             .collect();
         if !frames.is_empty() {
-            metrics::messages_out(frames.len());
+            connection
+                .link
+                .endpoint
+                .metrics()
+                .messages_out(frames.len());
             session.outbox.lock().extend(frames);
             session.ready.notify_waiters();
         }

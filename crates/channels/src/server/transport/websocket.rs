@@ -85,7 +85,11 @@ async fn write_out(
         return Ok(());
     }
     let frames: Vec<Frame> = connection.take_output().collect();
-    metrics::messages_out(frames.len());
+    connection
+        .link
+        .endpoint
+        .metrics()
+        .messages_out(frames.len());
     for frame in frames {
         let Some(message) = to_ws(frame) else {
             tracing::error!("outbound text frame was not UTF-8; dropped");
@@ -122,6 +126,9 @@ fn run(
         );
         let idle_timeout = mount.endpoint.config().idle_timeout;
         let write_timeout = mount.endpoint.config().write_timeout;
+        // The idle timer is re-armed only when it fires, from the time the client was last
+        // heard: moving it on every frame would touch the shared timer wheel on every heartbeat.
+        let mut heard_at = Instant::now();
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         let mut drain = mount.endpoint.drain_signal();
@@ -129,26 +136,30 @@ fn run(
             let control = tokio::select! {
                 frame = ws.recv() => match frame {
                     Some(Ok(WsMessage::Text(text))) => {
-                        idle.as_mut().reset(Instant::now() + idle_timeout);
+                        heard_at = Instant::now();
                         Box::pin(connection.handle_frame(FrameKind::Text, Bytes::from(text))).await
                     }
                     Some(Ok(WsMessage::Binary(data))) => {
-                        idle.as_mut().reset(Instant::now() + idle_timeout);
+                        heard_at = Instant::now();
                         Box::pin(connection.handle_frame(FrameKind::Binary, data)).await
                     }
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
-                        idle.as_mut().reset(Instant::now() + idle_timeout);
+                        heard_at = Instant::now();
                         Control::Continue
                     }
-                    Some(Ok(WsMessage::Close(_))) | None => break None,
+                    Some(Ok(WsMessage::Close(_))) | None => break Err("client closed"),
                     Some(Err(error)) => {
                         let text = error.to_string();
                         if text.contains("too long") || text.contains("Space limit") {
                             tracing::warn!(%error, "frame larger than max_frame_size; closing");
-                            break Some(CloseReason { code: 1009, reason: "frame too large" });
+                            break Ok(CloseReason { code: 1009, reason: "frame too large" });
                         }
                         tracing::debug!(%error, "websocket read failed");
-                        break None;
+                        // A tab closed or a network lost ends the socket without a close frame.
+                        if text.contains("without closing handshake") || text.contains("IO error") {
+                            break Err("client went away");
+                        }
+                        break Err("read failed");
                     }
                 },
                 message = inbox.recv() => match message {
@@ -157,12 +168,19 @@ fn run(
                         tracing::warn!("client could not keep up with its messages; closing");
                         Control::Close(CloseReason::LAGGED)
                     }
-                    Err(Closed::Dropped) => break None,
                 },
                 Some(event) = next_event(&mut connection.link.events_rx) => {
                     Box::pin(connection.handle_event(event)).await
                 }
-                () = &mut idle => Control::Close(CloseReason::IDLE),
+                () = &mut idle => {
+                    let deadline = heard_at + idle_timeout;
+                    if deadline > Instant::now() {
+                        idle.as_mut().reset(deadline);
+                        Control::Continue
+                    } else {
+                        Control::Close(CloseReason::IDLE)
+                    }
+                }
                 () = drain.turn() => Control::Close(CloseReason::DRAIN),
             };
             if write_out(&mut ws, &mut connection, write_timeout)
@@ -170,14 +188,20 @@ fn run(
                 .is_err()
             {
                 tracing::debug!("client stopped reading or went away; closing");
-                break None;
+                break Err("write failed");
             }
             if let Control::Close(reason) = control {
-                break Some(reason);
+                break Ok(reason);
             }
         };
+        // Ok: the server closes, and says why; Err: the client left or its socket failed.
+        let cause = match closing {
+            Ok(reason) => reason.reason,
+            Err(cause) => cause,
+        };
+        metrics::closed(cause);
         Box::pin(connection.close()).await;
-        if let Some(reason) = closing {
+        if let Ok(reason) = closing {
             let frame = CloseFrame {
                 code: reason.code,
                 reason: Utf8Bytes::from_static(reason.reason),
