@@ -1,5 +1,5 @@
-//! Tracker benchmarks: local operations through the public handle, queries, process exits, and
-//! CRDT merges of deltas and full states.
+//! Tracker benchmarks: local operations through the public handle, queries, process exits, CRDT
+//! merges of deltas and full states, and the wire form of a heartbeat carrying a delta.
 //!
 //! `cargo bench -p tracker --bench tracker`
 //! (append `-- <filter>` to run a subset, e.g. `-- track/`).
@@ -305,5 +305,33 @@ fn merges(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, local_ops, leaves_after_exit, state_ops, merges);
+/// What a peer pays before merging: a heartbeat with a 10k-join delta, to bytes and back.
+fn wire(c: &mut Criterion) {
+    let mut g = c.benchmark_group("wire");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    let mut a = state_with("a", 10_000, &["b"]);
+    let heartbeat = tracker::wire::Message::Heartbeat {
+        from: a.replica().clone(),
+        clocks: a.clocks(),
+        delta: Some(a.take_delta()),
+    };
+    let bytes = tracker::wire::encode(&heartbeat);
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("encode_heartbeat/10000", |b| {
+        b.iter(|| tracker::wire::encode(&heartbeat))
+    });
+    g.bench_function("decode_heartbeat/10000", |b| {
+        b.iter(|| tracker::wire::decode(&bytes).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    local_ops,
+    leaves_after_exit,
+    state_ops,
+    merges,
+    wire
+);
 criterion_main!(benches);
