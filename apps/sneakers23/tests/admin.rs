@@ -11,7 +11,7 @@ use channels::token::{Signer, Term};
 use common::Backend;
 use common::admin::{
     DashboardMirror, PresenceMirror, admin_page, admin_socket, admin_socket_with, admin_token_of,
-    aggregate_json, basic, refused_status,
+    aggregate_json, basic, get_authorized, refused_status,
 };
 use common::web::{PhxSocket, TestNode, cart_id};
 use serde_json::{Value, json};
@@ -24,22 +24,29 @@ const SQLITE: Backend = Backend::Sqlite;
 /// How long to wait for the dashboard to show something.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// `path` answers 401 with a Basic challenge, and nothing of `secret`, to a request without
+/// the admin credentials, with wrong ones, or with another scheme.
+async fn assert_needs_admin_credentials(t: &TestNode, path: &str, secret: &str) {
+    let anonymous = get_authorized(t, path, None).await;
+    assert_eq!(anonymous.status, 401, "{path}");
+    let challenge = anonymous.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Basic "), "{path}: {challenge}");
+    assert!(!anonymous.body.contains(secret), "{path}");
+    for wrong in ["admin:wrong", "root:password", "admin", ""] {
+        let response = get_authorized(t, path, Some(&basic(wrong))).await;
+        assert_eq!(response.status, 401, "{path}: credentials {wrong:?}");
+        assert!(response.header("www-authenticate").is_some(), "{path}");
+        assert!(!response.body.contains(secret), "{path}");
+    }
+    let bearer = get_authorized(t, path, Some("Bearer x")).await;
+    assert_eq!(bearer.status, 401, "{path}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_page_requires_basic_credentials() {
     let t = TestNode::start(SQLITE, true).await;
 
-    let anonymous = admin_page(&t, None).await;
-    assert_eq!(anonymous.status, 401);
-    let challenge = anonymous.header("www-authenticate").unwrap_or_default();
-    assert!(challenge.starts_with("Basic "), "{challenge}");
-    assert!(!anonymous.body.contains("adminToken"));
-
-    for wrong in ["admin:wrong", "root:password", "admin", ""] {
-        let page = admin_page(&t, Some(&basic(wrong))).await;
-        assert_eq!(page.status, 401, "credentials {wrong:?}");
-        assert!(page.header("www-authenticate").is_some());
-    }
-    assert_eq!(admin_page(&t, Some("Bearer x")).await.status, 401);
+    assert_needs_admin_credentials(&t, "/admin", "adminToken").await;
 
     let page = admin_page(&t, Some(&basic("admin:password"))).await;
     assert_eq!(page.status, 200);
@@ -106,18 +113,7 @@ async fn aggregate_until(t: &TestNode, what: &str, condition: impl Fn(&Value) ->
 async fn aggregate_json_requires_credentials_and_follows_carts() {
     let t = TestNode::start(SQLITE, true).await;
 
-    let anonymous = aggregate_json(&t, None).await;
-    assert_eq!(anonymous.status, 401);
-    let challenge = anonymous.header("www-authenticate").unwrap_or_default();
-    assert!(challenge.starts_with("Basic "), "{challenge}");
-    assert!(!anonymous.body.contains("shoppers"));
-    for wrong in ["admin:wrong", "root:password", "admin", ""] {
-        let response = aggregate_json(&t, Some(&basic(wrong))).await;
-        assert_eq!(response.status, 401, "credentials {wrong:?}");
-        assert!(response.header("www-authenticate").is_some());
-        assert!(!response.body.contains("shoppers"));
-    }
-    assert_eq!(aggregate_json(&t, Some("Bearer x")).await.status, 401);
+    assert_needs_admin_credentials(&t, "/admin/aggregate.json", "shoppers").await;
 
     let response = aggregate_json(&t, Some(&basic("admin:password"))).await;
     assert_eq!(response.status, 200);

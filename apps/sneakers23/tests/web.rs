@@ -369,14 +369,11 @@ async fn health_metrics_and_websocket_only_socket() {
     // is shared by this file's tests, so only the label's presence is asserted).
     drop(socket);
     let closed = r#"channels_closes_total{reason="client went away"}"#;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !browser.get("/metrics").await.body.contains(closed) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {closed} in /metrics"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let counted = common::eventually(Duration::from_secs(5), || async {
+        t.browser().get("/metrics").await.body.contains(closed)
+    })
+    .await;
+    assert!(counted, "no {closed} in /metrics");
     let longpoll = browser.get("/product_socket/longpoll").await;
     assert_eq!(longpoll.status, 404, "long-polling is disabled");
     t.node.state().db.close().await;

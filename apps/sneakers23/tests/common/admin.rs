@@ -12,28 +12,22 @@ pub fn basic(user_password: &str) -> String {
     format!("Basic {}", STANDARD.encode(user_password))
 }
 
-/// `GET /admin`, with an `Authorization` header when given.
-pub async fn admin_page(t: &TestNode, authorization: Option<&str>) -> Response {
+/// `GET path`, with an `Authorization` header when given.
+pub async fn get_authorized(t: &TestNode, path: &str, authorization: Option<&str>) -> Response {
     let headers: Vec<(&str, &str)> = authorization
         .map(|value| vec![("Authorization", value)])
         .unwrap_or_default();
-    raw_request(t.addr(), "GET", "/admin", None, None, &headers).await
+    raw_request(t.addr(), "GET", path, None, None, &headers).await
+}
+
+/// `GET /admin`, with an `Authorization` header when given.
+pub async fn admin_page(t: &TestNode, authorization: Option<&str>) -> Response {
+    get_authorized(t, "/admin", authorization).await
 }
 
 /// `GET /admin/aggregate.json`, with an `Authorization` header when given.
 pub async fn aggregate_json(t: &TestNode, authorization: Option<&str>) -> Response {
-    let headers: Vec<(&str, &str)> = authorization
-        .map(|value| vec![("Authorization", value)])
-        .unwrap_or_default();
-    raw_request(
-        t.addr(),
-        "GET",
-        "/admin/aggregate.json",
-        None,
-        None,
-        &headers,
-    )
-    .await
+    get_authorized(t, "/admin/aggregate.json", authorization).await
 }
 
 /// The value of `window.adminToken` in the admin page.
