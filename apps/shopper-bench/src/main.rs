@@ -264,7 +264,7 @@ async fn run_here<R>(
             },
         }
     }
-    let held = tally.joined.saturating_sub(tally.dropped);
+    let held = tally.joined.saturating_sub(tally.dropped());
     let released = release(held).await;
     let _ = stop_tx.send(true);
     for task in tasks {

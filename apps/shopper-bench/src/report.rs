@@ -152,13 +152,16 @@ pub struct Tally {
     pub pushes_ok: u64,
     /// Pushes answered with an error reply (e.g. the item sold out).
     pub pushes_refused: u64,
-    /// Joined shoppers whose connection later dropped.
-    pub dropped: u64,
-    /// Those drops by cause.
+    /// Joined shoppers whose connection later dropped, by cause.
     pub drops: BTreeMap<String, u64>,
 }
 
 impl Tally {
+    /// Joined shoppers whose connection later dropped.
+    pub fn dropped(&self) -> u64 {
+        self.drops.values().sum()
+    }
+
     /// Adds one event.
     pub fn add(&mut self, event: Event) {
         match event {
@@ -182,10 +185,7 @@ impl Tally {
             Event::Churn(Ok(d)) => self.churn.record(d),
             Event::Churn(Err(o)) => self.error("churn", o),
             Event::StockChange(at) => self.stock_changes.record(at),
-            Event::Dropped(cause) => {
-                self.dropped += 1;
-                *self.drops.entry(cause).or_default() += 1;
-            }
+            Event::Dropped(cause) => *self.drops.entry(cause).or_default() += 1,
         }
     }
 
@@ -212,7 +212,6 @@ impl Tally {
             joined: self.joined,
             pushes_ok: self.pushes_ok,
             pushes_refused: self.pushes_refused,
-            dropped: self.dropped,
             drops: self.drops.clone(),
         }
     }
@@ -236,7 +235,6 @@ impl Tally {
         self.joined += other.joined;
         self.pushes_ok += other.pushes_ok;
         self.pushes_refused += other.pushes_refused;
-        self.dropped += other.dropped;
         for (k, v) in &other.drops {
             *self.drops.entry(k.clone()).or_default() += v;
         }
@@ -251,7 +249,7 @@ impl Tally {
             connections_held_at_end: held,
             add_item_answered_ok: self.pushes_ok,
             add_item_answered: self.pushes_ok + self.pushes_refused,
-            dropped_after_join: self.dropped,
+            dropped_after_join: self.dropped(),
             drops: self.drops.clone(),
             elapsed_s: elapsed.as_secs_f64(),
             ramp_s: ramp.as_secs_f64(),
@@ -319,8 +317,6 @@ pub struct WireTally {
     joined: u64,
     pushes_ok: u64,
     pushes_refused: u64,
-    dropped: u64,
-    #[serde(default)]
     drops: BTreeMap<String, u64>,
 }
 
