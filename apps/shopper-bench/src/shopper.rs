@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use channels::codec::client::{self, Received};
-use channels::codec::{FrameKind, Message, Payload, Serializer};
+use channels_protocol::codec::client::{self, Received};
+use channels_protocol::codec::{FrameKind, Message, Payload, Serializer};
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use serde_json::json;

@@ -1,7 +1,8 @@
 //! A Phoenix Channels server, wire-compatible with the `phoenix` JavaScript
 //! client.
 //!
-//! The pure building blocks live here and carry no I/O:
+//! The pure building blocks come from the `channels-protocol` crate (which a
+//! client can use without this server) and are re-exported here:
 //!
 //! * [`codec`]: the wire protocol (V1 JSON objects, V2 JSON arrays and V2
 //!   binary frames), serializer negotiation and encode-once broadcast frames.
@@ -16,8 +17,8 @@
 //!   and `presence_diff` exactly as phoenix.js `Presence` consumes them.
 //! * [`assets`]: the official JavaScript client, embedded for browsers.
 
+pub use channels_protocol::{codec, token};
+
 pub mod assets;
-pub mod codec;
 pub mod presence;
 pub mod server;
-pub mod token;

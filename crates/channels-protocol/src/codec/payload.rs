@@ -73,7 +73,7 @@ impl From<JsonObject> for OutPayload {
 /// reference-count increment.
 ///
 /// ```
-/// use channels::codec::JsonObject;
+/// use channels_protocol::codec::JsonObject;
 /// use serde_json::json;
 ///
 /// #[derive(serde::Serialize)]
@@ -84,7 +84,7 @@ impl From<JsonObject> for OutPayload {
 /// let b = JsonObject::from_value(&json!({"body": "hi"}))?;
 /// assert_eq!(b.as_str(), r#"{"body":"hi"}"#);
 /// assert!(JsonObject::from_value(&json!([1, 2])).is_err());
-/// # Ok::<(), channels::codec::EncodeError>(())
+/// # Ok::<(), channels_protocol::codec::EncodeError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct JsonObject(Bytes);

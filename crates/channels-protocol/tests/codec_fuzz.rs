@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
-use channels::codec::client::{self, Received, ReceivedReply};
-use channels::codec::{
+use channels_protocol::codec::client::{self, Received, ReceivedReply};
+use channels_protocol::codec::{
     Broadcast, Frame, FrameKind, JsonObject, Message, OutPayload, Payload, Push, Reply, Serializer,
     v2_to_v1,
 };

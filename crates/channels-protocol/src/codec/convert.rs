@@ -20,7 +20,7 @@ use super::{DecodeError, Frame, FrameKind};
 /// object) is refused with the matching [`DecodeError`].
 ///
 /// ```
-/// use channels::codec::{Broadcast, JsonObject, OutPayload, Serializer, v2_to_v1};
+/// use channels_protocol::codec::{Broadcast, JsonObject, OutPayload, Serializer, v2_to_v1};
 ///
 /// let payload = OutPayload::Json(JsonObject::from_json(r#"{"body":"hi"}"#)?);
 /// let broadcast = Broadcast { topic: "room:lobby", event: "new_msg", payload: &payload };

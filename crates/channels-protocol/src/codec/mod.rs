@@ -45,7 +45,7 @@
 //! [`v2_to_v1`].
 //!
 //! ```
-//! use channels::codec::{Broadcast, FrameKind, JsonObject, OutPayload, Serializer};
+//! use channels_protocol::codec::{Broadcast, FrameKind, JsonObject, OutPayload, Serializer};
 //!
 //! let payload = OutPayload::Json(JsonObject::from_json(r#"{"body":"hi"}"#)?);
 //! let frame = Broadcast { topic: "room:lobby", event: "new_msg", payload: &payload }
@@ -115,7 +115,7 @@ impl Serializer {
     /// An error should be answered with HTTP 403, as Phoenix does.
     ///
     /// ```
-    /// use channels::codec::Serializer;
+    /// use channels_protocol::codec::Serializer;
     /// assert_eq!(Serializer::from_vsn(None), Ok(Serializer::V1));
     /// assert_eq!(Serializer::from_vsn(Some("2.0.0")), Ok(Serializer::V2));
     /// assert!(Serializer::from_vsn(Some("3.0.0")).is_err());
@@ -146,7 +146,7 @@ impl Serializer {
     ///
     /// ```
     /// use bytes::Bytes;
-    /// use channels::codec::{FrameKind, Payload, Serializer};
+    /// use channels_protocol::codec::{FrameKind, Payload, Serializer};
     ///
     /// let frame = Bytes::from_static(br#"["3","4","room:lobby","new_msg",{"body":"hi"}]"#);
     /// let msg = Serializer::V2.decode(FrameKind::Text, frame)?;
@@ -154,7 +154,7 @@ impl Serializer {
     /// assert_eq!(msg.ref_.as_deref(), Some("4"));
     /// assert_eq!(msg.event, "new_msg");
     /// assert_eq!(msg.payload, Payload::Json(serde_json::json!({"body": "hi"})));
-    /// # Ok::<(), channels::codec::DecodeError>(())
+    /// # Ok::<(), channels_protocol::codec::DecodeError>(())
     /// ```
     pub fn decode(self, kind: FrameKind, data: Bytes) -> Result<Message, DecodeError> {
         match (self, kind) {

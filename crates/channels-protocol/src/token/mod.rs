@@ -27,7 +27,7 @@
 //! accepted with the default max age.
 //!
 //! ```
-//! use channels::token::{Signer, Term, TokenError};
+//! use channels_protocol::token::{Signer, Term, TokenError};
 //!
 //! let signer = Signer::new("a".repeat(64), "user auth")?;
 //! let token = signer.sign_at(&Term::from(1_i64), 1_700_000_000_000)?;

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use channels::token::{KeyError, MaxAge, Signer, Term, TokenError, derive_key, etf};
+use channels_protocol::token::{KeyError, MaxAge, Signer, Term, TokenError, derive_key, etf};
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use sha2::{Sha256, Sha384, Sha512};

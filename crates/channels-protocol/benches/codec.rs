@@ -13,7 +13,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
-use channels::codec::{Broadcast, FrameKind, JsonObject, OutPayload, Reply, Serializer, v2_to_v1};
+use channels_protocol::codec::{
+    Broadcast, FrameKind, JsonObject, OutPayload, Reply, Serializer, v2_to_v1,
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const CLIENT_PUSH: &[u8] = br#"["3","17","room:lobby","new_msg",{"body":"hello there, how is everybody doing today?","client_id":"b6c1f9"}]"#;

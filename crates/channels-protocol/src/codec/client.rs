@@ -8,8 +8,8 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use channels::codec::client::{self, Received};
-//! use channels::codec::{FrameKind, Message, Payload, Serializer};
+//! use channels_protocol::codec::client::{self, Received};
+//! use channels_protocol::codec::{FrameKind, Message, Payload, Serializer};
 //!
 //! let join = Message {
 //!     join_ref: Some("3".into()),

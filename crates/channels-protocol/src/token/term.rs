@@ -11,7 +11,7 @@ use std::fmt;
 /// of the two list encodings carried it.
 ///
 /// ```
-/// use channels::token::Term;
+/// use channels_protocol::token::Term;
 ///
 /// let cart = Term::from(&[3_i64, 2, 1][..]);
 /// assert_eq!(cart.to_int_list(), Some(vec![3, 2, 1]));
