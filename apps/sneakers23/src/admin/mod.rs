@@ -14,7 +14,7 @@
 //!
 //! The aggregate ([`aggregate::CartAggregate`], payloads documented there) is computed
 //! incrementally from the tracker's own diffs: [`Dashboard::observer`] is attached to the
-//! CartTracker when it starts ([`start_cart_tracker`]), so replaying what it receives always
+//! CartTracker topic when the node starts it (`node::start`), so replaying what it receives always
 //! equals the tracker's list, and no admin ever causes the 100k presences to be listed. Like
 //! `presence_diff`, deltas are broadcast node-locally: every node's tracker sees the whole
 //! cluster, so each node computes the same aggregate for its own admins.
@@ -46,16 +46,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::routing::get;
 use channels::codec::OutPayload;
+use channels::presence::DiffSubscriber;
 use channels::server::transport::{Transports, socket_router};
 use channels::server::{Endpoint, to_object};
 use channels::token::{KeyError, Signer};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
-use tracker::{Diff, DiffHandler};
+use tracker::TopicDiff;
 
 use crate::inventory::InventorySnapshot;
-use crate::sockets::CART_TRACKER_TOPIC;
 use crate::web::AppState;
 use aggregate::{AggregateSnapshot, CartAggregate};
 
@@ -120,11 +120,8 @@ struct Observer {
     shared: Weak<Shared>,
 }
 
-impl DiffHandler for Observer {
-    fn handle_diff(&self, diff: Diff) {
-        let Some(changes) = diff.topics.get(CART_TRACKER_TOPIC) else {
-            return;
-        };
+impl DiffSubscriber for Observer {
+    fn handle_diff(&self, _topic: &str, changes: &TopicDiff) {
         if let Some(shared) = self.shared.upgrade() {
             shared.state.lock().aggregate.apply(changes);
         }
@@ -145,9 +142,9 @@ impl Dashboard {
         }
     }
 
-    /// The diff handler that keeps this aggregate up to date: pass it to
-    /// [`Presence::start_with_observer`] for the CartTracker. Diffs of other topics are ignored.
-    pub fn observer(&self) -> Arc<dyn DiffHandler> {
+    /// The diff subscriber that keeps this aggregate up to date: subscribe it to the CartTracker
+    /// topic with `channels::presence::PresenceBuilder::subscribe`.
+    pub fn observer(&self) -> Arc<dyn DiffSubscriber> {
         Arc::new(Observer {
             shared: Arc::downgrade(&self.shared),
         })
