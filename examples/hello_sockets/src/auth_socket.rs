@@ -208,3 +208,19 @@ impl Channel for AuthChannel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_carry_integer_or_string_user_ids() {
+        let tokens = Tokens::new("a secret key base long enough for the tests").expect("tokens");
+        let one = tokens.sign("1").expect("sign");
+        assert_eq!(tokens.verify(Some(&one)), Ok(UserId("1".to_owned())));
+        let other = tokens.sign("other").expect("sign");
+        assert_eq!(tokens.verify(Some(&other)), Ok(UserId("other".to_owned())));
+        assert_eq!(tokens.verify(None), Err(Refusal::MissingParams));
+        assert_eq!(tokens.verify(Some("nonsense")), Err(Refusal::Invalid));
+    }
+}

@@ -43,3 +43,20 @@ impl Socket for UserSocket {
         self.routes.channel(topic)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connects_without_parameters_and_has_no_identifier() {
+        let socket = UserSocket::new();
+        let assigns = socket
+            .connect(&Params::new(), &ConnectInfo::default())
+            .await
+            .expect("anyone may connect");
+        assert_eq!(socket.id(&assigns), None);
+        assert!(socket.channel("ping:anything").is_some());
+        assert!(socket.channel("other").is_none());
+    }
+}

@@ -116,6 +116,23 @@ impl Server {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// The body of `GET path` on this node.
+    pub async fn console_get(&self, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.expect("request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("answer");
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+
     /// Stops the process now.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
