@@ -163,13 +163,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .pubsub_url
                 .as_deref()
                 .is_none_or(|u| u.trim().is_empty() || u == "local");
-            let node_name = args.node_name.unwrap_or_else(|| {
-                if local {
-                    "nonode@nohost".to_owned()
-                } else {
-                    format!("hello_sockets@127.0.0.1:{}", args.port)
-                }
-            });
+            let node_name = args
+                .node_name
+                .filter(|name| !name.trim().is_empty())
+                .unwrap_or_else(|| {
+                    if local {
+                        "nonode@nohost".to_owned()
+                    } else {
+                        format!("hello_sockets@127.0.0.1:{}", args.port)
+                    }
+                });
             app::serve(app::ServeConfig {
                 port: args.port,
                 secret_key_base: args.secret_key_base,
