@@ -352,3 +352,39 @@ async fn every_wscat_session_of_chapters_3_and_4_gives_the_printed_frames() {
         .wait_log(&["ERROR", "AuthSocket connect error :invalid"])
         .await;
 }
+
+/// Chapter 2: `curl -i 'http://localhost:4000/socket/websocket?vsn=2.0.0' -H…` with the
+/// browser's upgrade headers gets `101 Switching Protocols`, `upgrade: websocket` and a
+/// `sec-websocket-accept`.
+#[tokio::test]
+async fn chapter_2_the_upgrade_request_gets_101_switching_protocols() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&[]).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(request.as_bytes()).await.expect("request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).await.expect("read");
+        assert_eq!(n, 1, "the server closed before the end of its answer");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(
+        head.starts_with("http/1.1 101 switching protocols"),
+        "{head}"
+    );
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+}
