@@ -88,6 +88,11 @@ test("every socket.js demo of / shows its result on the page and in the console"
   await console_("push", "1", '{"hello":"world"}');
   await shows(page, "user-push", /received auth user push \{"hello":"world"\}/);
 
+  // Chapter 3: pushes that get no reply time out after ten seconds: `pong` (noreply) and
+  // `invalid` (the channel crashed and was rejoined).
+  await shows(page, "pong", /^pong message timeout/, 15000);
+  await shows(page, "invalid", /^invalid event timeout$/, 15000);
+
   for (const line of ["Joined ping {}", "receive pong", "authSocket connected", "new number received"]) {
     assert.ok(logged.some((l) => l.startsWith(line)), `console shows "${line}": ${logged.join(" | ")}`);
   }

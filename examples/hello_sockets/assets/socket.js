@@ -1,6 +1,7 @@
 // The book's socket.js (chapters 3 to 6 and 10), with every result shown on the page as well
-// as in the console. Element ids: ping, param-ping-error, param-ping-ok, send-ping, auth-socket,
-// recurring, dedupe, stats, slow-pings, parallel-slow-pings, user-push, user-push-timed, tracked.
+// as in the console. Element ids: ping, pong, param-ping-error, param-ping-ok, invalid, send-ping,
+// auth-socket, recurring, dedupe, stats, slow-pings, parallel-slow-pings, user-push,
+// user-push-timed, tracked.
 import { Socket } from "/js/phoenix.mjs";
 
 document.getElementById("user-id").textContent = window.userId;
@@ -56,6 +57,13 @@ if (window.demos) {
 
   channel.push("param_ping", { error: false, arr: [1, 2] })
     .receive("ok", (resp) => log("param-ping-ok", "param_ping ok", "param_ping ok:", resp));
+
+  // No handle_in for "invalid": the channel crashes (phx_error), phoenix.js rejoins it, and the
+  // push only times out.
+  channel.push("invalid")
+    .receive("ok", () => console.log("won't happen"))
+    .receive("error", () => console.error("won't happen"))
+    .receive("timeout", () => log("invalid", "invalid", "invalid event timeout"));
 
   channel.on("send_ping", (payload) => {
     console.log("ping requested", payload);
