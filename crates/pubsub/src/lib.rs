@@ -156,6 +156,25 @@ pub(crate) struct Inner {
 }
 
 /// A node's publish/subscribe hub. Cheap to clone; all clones are the same hub.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use bytes::Bytes;
+/// use pubsub::PubSub;
+///
+/// let pubsub = PubSub::new("node-a");
+/// let (me, mut my_inbox) = pubsub.mailbox(16);
+/// let (other, mut other_inbox) = pubsub.mailbox(16);
+/// pubsub.subscribe("room:1", &me);
+/// pubsub.subscribe("room:1", &other);
+///
+/// // Everybody but the sender, the way a channel relays what its client said.
+/// pubsub.broadcast_from(&me, "room:1", Bytes::from_static(b"hi"));
+/// assert_eq!(&other_inbox.recv().await.unwrap().payload[..], b"hi");
+/// assert!(my_inbox.try_recv().is_none());
+/// assert_eq!(pubsub.subscriber_count("room:1"), 2);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct PubSub {
     inner: Arc<Inner>,
@@ -332,6 +351,11 @@ impl PubSub {
             .dispatch(Message::new(Arc::from(topic), payload, from));
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {

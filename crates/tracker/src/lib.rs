@@ -97,6 +97,11 @@ pub use presence::{
 pub use replica::{ReplicaRef, Status};
 pub use shard::DiffHandler;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The CRDT, the shard protocol and the wire encoding, for this crate's benchmarks and
 /// simulation tests only: not part of the API, and changed without notice (the way
 /// phoenix_pubsub hides `State`, `Shard` and `Clock`).

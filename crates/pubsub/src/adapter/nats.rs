@@ -8,8 +8,8 @@
 //! The [`NatsDriver`] opens one NATS connection per link, with `no_echo` (the server does not
 //! hand a node its own broadcasts; the envelope's origin check is a second guard). When the client
 //! reports the connection lost, the link ends and the
-//! [`BrokerAdapter`](super::broker::BrokerAdapter) makes a new one with its back-off, rather than
-//! let the client buffer frames while it reconnects (see [`broker`](super::broker)).
+//! [`BrokerAdapter`] makes a new one with its back-off, rather than
+//! let the client buffer frames while it reconnects (see [`broker`]).
 //!
 //! Compiled with the `nats` feature.
 //!

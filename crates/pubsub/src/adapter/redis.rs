@@ -10,7 +10,7 @@
 //! The [`RedisDriver`] makes two connections per link: one multiplexed connection on which
 //! frames are published in pipelined batches, and one in subscribe mode whose messages are the
 //! link's incoming stream. Both are probed every `ping_ms` when idle; the
-//! [`BrokerAdapter`](super::broker::BrokerAdapter) does the rest (see [`broker`](super::broker)
+//! [`BrokerAdapter`] does the rest (see [`broker`]
 //! for the envelope, the queue, the status and the URL parameters).
 //!
 //! Compiled with the `redis` feature.
