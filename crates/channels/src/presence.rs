@@ -245,7 +245,7 @@ impl Presence {
 
     /// The metas of one key (`{"metas": [...]}` plus fetched fields), or `None` when absent.
     pub fn get_by_key(&self, topic: &str, key: &str) -> Option<Value> {
-        let presences: Vec<tracker::Presence> = self
+        let presences: Vec<tracker::PresenceEntry> = self
             .tracker
             .get_by_key(topic, key)
             .into_iter()
@@ -262,10 +262,10 @@ impl Presence {
 /// Writes `{key: {"metas": [...]}}` for `presences`, keys in first-seen order.
 fn group<'a>(
     topic: &str,
-    presences: impl Iterator<Item = &'a tracker::Presence>,
+    presences: impl Iterator<Item = &'a tracker::PresenceEntry>,
     fetch: Option<&dyn Fetch>,
 ) -> JsonObject {
-    let mut order: Vec<(&str, Vec<&tracker::Presence>)> = Vec::new();
+    let mut order: Vec<(&str, Vec<&tracker::PresenceEntry>)> = Vec::new();
     let mut index: FxHashMap<&str, usize> = FxHashMap::default();
     for presence in presences {
         let key: &str = &presence.key;
@@ -312,8 +312,8 @@ fn group<'a>(
 
 fn diff_payload(
     topic: &str,
-    joins: &[tracker::Presence],
-    leaves: &[tracker::Presence],
+    joins: &[tracker::PresenceEntry],
+    leaves: &[tracker::PresenceEntry],
     fetch: Option<&dyn Fetch>,
 ) -> JsonObject {
     let joins = group(topic, joins.iter(), fetch);
