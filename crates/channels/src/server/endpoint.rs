@@ -39,6 +39,9 @@ pub struct EndpointConfig {
     pub mailbox_capacity: usize,
     /// Channels one connection may have joined at once.
     pub max_channels: usize,
+    /// Messages that may wait for one channel while its callback runs; one more closes the
+    /// connection (code 1013), as a client that cannot keep up would be.
+    pub channel_backlog: usize,
     /// How long a LongPoll request waits for messages before answering 204.
     pub longpoll_window: Duration,
 }
@@ -52,6 +55,7 @@ impl Default for EndpointConfig {
             write_timeout: Duration::from_secs(10),
             mailbox_capacity: 1024,
             max_channels: 100,
+            channel_backlog: 128,
             longpoll_window: Duration::from_secs(10),
         }
     }

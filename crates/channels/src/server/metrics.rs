@@ -14,6 +14,8 @@
 //! | `channels_messages_in_total` | counter | frames received |
 //! | `channels_messages_out_total` | counter | frames sent |
 //! | `channels_malformed_frames_total` | counter | frames that could not be decoded |
+//! | `channels_backlog` | gauge | client messages, intercepted broadcasts and infos waiting for a channel whose callback is still running |
+//! | `channels_backlog_overflows_total` | counter | connections closed because a channel's backlog was full |
 //! | `channels_closes_total` | counter | WebSocket connections ended, by `reason`: the server's close reason (`idle timeout`, `too slow: message queue overflowed`, `disconnected`, `service restart`, `frame too large`), or `client closed` (a close frame), `client went away` (the socket ended without one), `read failed` (a protocol error), `write failed` |
 
 use metrics::{Counter, Gauge};
@@ -28,6 +30,8 @@ pub(crate) struct Metrics {
     messages_in: Counter,
     messages_out: Counter,
     malformed_frames: Counter,
+    backlog: Gauge,
+    backlog_overflows: Counter,
 }
 
 impl Metrics {
@@ -40,6 +44,8 @@ impl Metrics {
             messages_in: metrics::counter!("channels_messages_in_total"),
             messages_out: metrics::counter!("channels_messages_out_total"),
             malformed_frames: metrics::counter!("channels_malformed_frames_total"),
+            backlog: metrics::gauge!("channels_backlog"),
+            backlog_overflows: metrics::counter!("channels_backlog_overflows_total"),
         }
     }
 
@@ -70,6 +76,18 @@ impl Metrics {
 
     pub(crate) fn malformed_frame(&self) {
         self.malformed_frames.increment(1);
+    }
+
+    pub(crate) fn backlog_queued(&self) {
+        self.backlog.increment(1.0);
+    }
+
+    pub(crate) fn backlog_drained(&self, n: usize) {
+        self.backlog.decrement(n as f64);
+    }
+
+    pub(crate) fn backlog_overflowed(&self) {
+        self.backlog_overflows.increment(1);
     }
 }
 

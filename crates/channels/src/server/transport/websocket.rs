@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 use crate::codec::{Frame, FrameKind, Serializer};
-use crate::server::connection::{CloseReason, Connection, Control};
+use crate::server::connection::{self, CloseReason, Connection, Control};
 use crate::server::context::ConnEvent;
 use crate::server::metrics;
 use crate::server::socket::Assigns;
@@ -171,6 +171,9 @@ fn run(
                 },
                 Some(event) = next_event(&mut connection.link.events_rx) => {
                     Box::pin(connection.handle_event(event)).await
+                }
+                done = connection::next_done(&mut connection.running) => {
+                    Box::pin(connection.finished(done)).await
                 }
                 () = &mut idle => {
                     let deadline = heard_at + idle_timeout;
