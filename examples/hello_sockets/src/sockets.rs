@@ -212,7 +212,8 @@ struct TokenQuery {
 /// Serves the sockets and pages on `port`.
 pub async fn serve(port: u16, secret_key_base: &str) -> anyhow::Result<()> {
     let pubsub = pubsub::PubSub::new("hello_sockets");
-    let endpoint = Endpoint::new(pubsub, EndpointConfig::default());
+    let config = EndpointConfig::from_env().map_err(anyhow::Error::msg)?;
+    let endpoint = Endpoint::new(pubsub, config);
     let presence = Presence::start(
         endpoint.clone(),
         "user_tracker",

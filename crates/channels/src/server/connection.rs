@@ -43,11 +43,12 @@ use tokio::sync::mpsc;
 
 use crate::codec::{
     self, Frame, FrameKind, HEARTBEAT, JsonObject, Message, OutPayload, PHOENIX_TOPIC, PHX_JOIN,
-    PHX_LEAVE, Payload, Serializer,
+    PHX_LEAVE, Payload, Ref, Serializer,
 };
 use crate::server::channel::{Channel, Info, Outcome, Reply, StopReason};
 use crate::server::context::{ConnEvent, Context, Scope};
 use crate::server::endpoint::{self, DISCONNECT, Endpoint};
+use crate::server::log_limit::limited_warn;
 use crate::server::socket::{Assigns, Socket};
 
 /// Why a connection is being closed, as a WebSocket close code and reason.
@@ -77,6 +78,11 @@ impl CloseReason {
     pub(crate) const LAGGED: CloseReason = CloseReason {
         code: 1013,
         reason: "too slow: message queue overflowed",
+    };
+    /// The connection joined no channel within the join timeout.
+    pub(crate) const NO_JOIN: CloseReason = CloseReason {
+        code: 1008,
+        reason: "no channel joined",
     };
     /// A channel's callback could not keep up with the work queued for it.
     pub(crate) const BACKLOG: CloseReason = CloseReason {
@@ -116,13 +122,13 @@ impl Link {
 
     pub(crate) fn push(
         &mut self,
-        join_ref: Option<Arc<str>>,
+        join_ref: Option<&Ref>,
         topic: &str,
         event: &str,
         payload: &OutPayload,
     ) {
         let frame = codec::Push {
-            join_ref: join_ref.as_deref(),
+            join_ref: join_ref.map(Ref::view),
             topic,
             event,
             payload,
@@ -131,10 +137,10 @@ impl Link {
         self.send(frame, event, topic);
     }
 
-    fn reply(&mut self, join_ref: Option<&str>, ref_: Option<&str>, topic: &str, reply: &Reply) {
+    fn reply(&mut self, join_ref: Option<&Ref>, ref_: Option<&Ref>, topic: &str, reply: &Reply) {
         let frame = codec::Reply {
-            join_ref,
-            ref_,
+            join_ref: join_ref.map(Ref::view),
+            ref_: ref_.map(Ref::view),
             topic,
             status: reply.status,
             response: &reply.payload,
@@ -236,7 +242,7 @@ enum Job {
     In {
         event: String,
         payload: Payload,
-        ref_: Option<String>,
+        ref_: Option<Ref>,
     },
     Out {
         event: String,
@@ -244,16 +250,13 @@ enum Job {
     },
     Info(Info),
     Leave {
-        ref_: Option<String>,
+        ref_: Option<Ref>,
     },
 }
 
 /// What a callback returned.
 enum Ran {
-    In {
-        outcome: Outcome,
-        ref_: Option<String>,
-    },
+    In { outcome: Outcome, ref_: Option<Ref> },
     Settled(Result<(), StopReason>),
 }
 
@@ -275,7 +278,7 @@ pub(crate) type Running = Pin<Box<dyn Future<Output = Done> + Send>>;
 fn run(
     topic: Arc<str>,
     id: u64,
-    join_ref: Option<Arc<str>>,
+    join_ref: Option<Ref>,
     mut channel: Box<dyn Channel>,
     mut scope: Scope,
     job: Job,
@@ -289,7 +292,7 @@ fn run(
             let mut ctx = Context {
                 topic: &topic,
                 join_ref: join_ref.as_ref(),
-                msg_ref: msg_ref.as_deref(),
+                msg_ref: msg_ref.as_ref(),
                 scope: &mut scope,
             };
             let channel = &mut channel;
@@ -328,7 +331,7 @@ fn run(
 struct Joined {
     /// Tells this instance from a later join of the same topic (join_refs may be null).
     id: u64,
-    join_ref: Option<Arc<str>>,
+    join_ref: Option<Ref>,
     intercepts: &'static [&'static str],
     /// `None` while one of its callbacks runs.
     channel: Option<Box<dyn Channel>>,
@@ -343,6 +346,8 @@ pub(crate) struct Connection {
     /// Callbacks that awaited; created when the first one does.
     pub(crate) running: Option<FuturesUnordered<Running>>,
     next_id: u64,
+    /// Whether a join ever succeeded (for the join deadline).
+    joined_once: bool,
     socket: Arc<dyn Socket>,
     socket_id: Option<Arc<str>>,
 }
@@ -353,8 +358,8 @@ fn reason_payload(reason: &str) -> OutPayload {
     OutPayload::Json(JsonObject::from_map(&map))
 }
 
-fn same_join(msg_join_ref: Option<&str>, joined: &Joined) -> bool {
-    msg_join_ref.is_none_or(|r| joined.join_ref.as_deref() == Some(r))
+fn same_join(msg_join_ref: Option<&Ref>, joined: &Joined) -> bool {
+    msg_join_ref.is_none_or(|r| joined.join_ref.as_deref() == Some(r.as_str()))
 }
 
 /// Waits for the next parked callback to finish; never resolves when none is parked.
@@ -398,6 +403,7 @@ impl Connection {
             channels: FxHashMap::default(),
             running: None,
             next_id: 0,
+            joined_once: false,
             socket,
             socket_id,
         };
@@ -410,10 +416,12 @@ impl Connection {
         let message = match self.link.serializer.decode(kind, data) {
             Ok(message) => message,
             Err(error) => {
-                // Nothing in the frame can be trusted to address a reply; the connection and its
-                // channels stay up.
+                // Nothing in the frame can be trusted to address a reply. Phoenix's socket crashes
+                // on such a frame, taking every channel of the connection with it; here the frame
+                // is dropped, counted, and logged at a bounded rate, and the connection and its
+                // channels stay up: a client bug in one message costs that message only.
                 self.link.endpoint.metrics().malformed_frame();
-                tracing::warn!(%error, "malformed frame from client ignored");
+                limited_warn!(%error, "malformed frame from client ignored");
                 return Control::Continue;
             }
         };
@@ -421,7 +429,7 @@ impl Connection {
             self.link.out.push(
                 self.link
                     .serializer
-                    .heartbeat_reply(message.ref_.as_deref()),
+                    .heartbeat_reply(message.ref_.as_ref().map(Ref::view)),
             );
             return Control::Continue;
         }
@@ -433,6 +441,11 @@ impl Connection {
             PHX_LEAVE => self.leave(message).await,
             _ => self.handle_in(message).await,
         }
+    }
+
+    /// Whether a join ever succeeded on this connection.
+    pub(crate) fn ever_joined(&self) -> bool {
+        self.joined_once
     }
 
     /// Removes a channel from the table, forgetting its backlog.
@@ -449,23 +462,22 @@ impl Connection {
 
     async fn join(&mut self, message: Message) {
         let topic: Arc<str> = Arc::from(message.topic.as_str());
-        let join_ref: Option<Arc<str>> = message
-            .join_ref
-            .as_deref()
-            .or(message.ref_.as_deref())
-            .map(Arc::from);
-        let ref_ = message.ref_.as_deref();
+        // The reply echoes the join's own join_ref, null included; the channel goes by it, or by
+        // the join's ref when it is null (V1 clients send none), as Phoenix does.
+        let reply_join_ref = message.join_ref.as_ref();
+        let join_ref: Option<Ref> = message.join_ref.clone().or_else(|| message.ref_.clone());
+        let ref_ = message.ref_.as_ref();
         if let Some(existing) = self.remove(&topic) {
             tracing::debug!(%topic, "duplicate join: closing the previous channel");
             self.end(&topic, existing, StopReason::DuplicateJoin).await;
         }
         if self.channels.len() >= self.link.endpoint.config().max_channels {
             let reply = Reply::error(reason_payload("too many channels joined"));
-            self.link.reply(join_ref.as_deref(), ref_, &topic, &reply);
+            self.link.reply(reply_join_ref, ref_, &topic, &reply);
             return;
         }
         let Some(mut channel) = self.socket.channel(&topic) else {
-            tracing::warn!(%topic, "join refused: no channel serves this topic");
+            limited_warn!(%topic, "join refused: no channel serves this topic");
             let reply = Reply::error(reason_payload("unmatched topic"));
             self.link.reply(None, ref_, &topic, &reply);
             return;
@@ -485,13 +497,14 @@ impl Connection {
         self.link.absorb(&topic, scope);
         match joined {
             Ok(Ok(response)) => {
+                self.joined_once = true;
                 self.link.endpoint.metrics().joined();
                 self.link
                     .endpoint
                     .pubsub()
                     .subscribe(&topic, &self.link.mailbox);
                 self.link
-                    .reply(join_ref.as_deref(), ref_, &topic, &Reply::ok(response));
+                    .reply(reply_join_ref, ref_, &topic, &Reply::ok(response));
                 let id = self.next_id;
                 self.next_id += 1;
                 let joined = Joined {
@@ -507,14 +520,14 @@ impl Connection {
             Ok(Err(response)) => {
                 self.link.unsubscribe_all_extra(&topic);
                 self.link
-                    .reply(join_ref.as_deref(), ref_, &topic, &Reply::error(response));
+                    .reply(reply_join_ref, ref_, &topic, &Reply::error(response));
             }
             Err(_) => {
                 self.link.endpoint.metrics().channel_crashed();
                 tracing::error!(%topic, "channel panicked while joining");
                 self.link.unsubscribe_all_extra(&topic);
                 let reply = Reply::error(reason_payload("join crashed"));
-                self.link.reply(join_ref.as_deref(), ref_, &topic, &reply);
+                self.link.reply(reply_join_ref, ref_, &topic, &reply);
             }
         }
     }
@@ -524,7 +537,7 @@ impl Connection {
         let current = self
             .channels
             .get(&topic)
-            .map(|joined| same_join(message.join_ref.as_deref(), joined));
+            .map(|joined| same_join(message.join_ref.as_ref(), joined));
         match current {
             // In order with the channel's other messages.
             Some(true) => {
@@ -535,8 +548,8 @@ impl Connection {
             Some(false) => Control::Continue,
             None => {
                 self.link.reply(
-                    message.join_ref.as_deref(),
-                    message.ref_.as_deref(),
+                    message.join_ref.as_ref(),
+                    message.ref_.as_ref(),
                     &topic,
                     &Reply::ok(OutPayload::empty()),
                 );
@@ -548,16 +561,12 @@ impl Connection {
     async fn handle_in(&mut self, message: Message) -> Control {
         let topic: Arc<str> = Arc::from(message.topic.as_str());
         let Some(joined) = self.channels.get(&topic) else {
+            // Phoenix answers a push to a topic not joined with a null join_ref.
             let reply = Reply::error(reason_payload("unmatched topic"));
-            self.link.reply(
-                message.join_ref.as_deref(),
-                message.ref_.as_deref(),
-                &topic,
-                &reply,
-            );
+            self.link.reply(None, message.ref_.as_ref(), &topic, &reply);
             return Control::Continue;
         };
-        if !same_join(message.join_ref.as_deref(), joined) {
+        if !same_join(message.join_ref.as_ref(), joined) {
             // Addressed to an earlier join of this topic: stale, dropped as Phoenix does.
             return Control::Continue;
         }
@@ -582,7 +591,7 @@ impl Connection {
         let limit = self.link.endpoint.config().channel_backlog;
         if joined.backlog.len() >= limit {
             self.link.endpoint.metrics().backlog_overflowed();
-            tracing::warn!(%topic, limit, "channel backlog overflowed; closing the connection");
+            limited_warn!(%topic, limit, "channel backlog overflowed; closing the connection");
             return Control::Close(CloseReason::BACKLOG);
         }
         joined.backlog.push_back(job);
@@ -604,7 +613,7 @@ impl Connection {
             };
             if let Job::Leave { ref_ } = job {
                 joined.channel = Some(channel);
-                self.leave_now(topic, ref_.as_deref()).await;
+                self.leave_now(topic, ref_.as_ref()).await;
                 return;
             }
             let mut running = run(
@@ -671,12 +680,12 @@ impl Connection {
                 Outcome::NoReply => {}
                 Outcome::Reply(reply) => {
                     self.link
-                        .reply(join_ref.as_deref(), ref_.as_deref(), &topic, &reply);
+                        .reply(join_ref.as_ref(), ref_.as_ref(), &topic, &reply);
                 }
                 Outcome::Stop(reason, reply) => {
                     if let Some(reply) = reply {
                         self.link
-                            .reply(join_ref.as_deref(), ref_.as_deref(), &topic, &reply);
+                            .reply(join_ref.as_ref(), ref_.as_ref(), &topic, &reply);
                     }
                     if let Some(joined) = self.remove(&topic) {
                         Box::pin(self.end(&topic, joined, reason)).await;
@@ -694,13 +703,13 @@ impl Connection {
     }
 
     /// The client's `phx_leave`, when the channel's earlier messages are done.
-    async fn leave_now(&mut self, topic: &Arc<str>, ref_: Option<&str>) {
+    async fn leave_now(&mut self, topic: &Arc<str>, ref_: Option<&Ref>) {
         let Some(joined) = self.remove(topic) else {
             return;
         };
         let join_ref = joined.join_ref.clone();
         self.link.reply(
-            join_ref.as_deref(),
+            join_ref.as_ref(),
             ref_,
             topic,
             &Reply::ok(OutPayload::empty()),
@@ -717,7 +726,7 @@ impl Connection {
             let frame = self
                 .link
                 .serializer
-                .channel_error(joined.join_ref.as_deref(), topic);
+                .channel_error(joined.join_ref.as_ref().map(Ref::view), topic);
             self.link.out.push(frame);
             drop(joined);
         }
@@ -759,12 +768,12 @@ impl Connection {
         let frame = if reason.is_graceful() {
             self.link
                 .serializer
-                .close(joined.join_ref.as_deref(), topic)
+                .close(joined.join_ref.as_ref().map(Ref::view), topic)
         } else {
             tracing::warn!(%topic, ?reason, "channel stopped with an error");
             self.link
                 .serializer
-                .channel_error(joined.join_ref.as_deref(), topic)
+                .channel_error(joined.join_ref.as_ref().map(Ref::view), topic)
         };
         if reason != StopReason::Closed {
             self.link.out.push(frame);
@@ -839,7 +848,7 @@ impl Connection {
         Control::Continue
     }
 
-    async fn info(&mut self, topic: &Arc<str>, join_ref: Option<&Arc<str>>, info: Info) -> Control {
+    async fn info(&mut self, topic: &Arc<str>, join_ref: Option<&Ref>, info: Info) -> Control {
         let Some(joined) = self.channels.get(topic) else {
             return Control::Continue;
         };
@@ -867,7 +876,7 @@ impl Connection {
                 payload,
             } => {
                 if self.is_current(&topic, join_ref.as_ref()) {
-                    self.link.push(join_ref, &topic, &event, &payload);
+                    self.link.push(join_ref.as_ref(), &topic, &event, &payload);
                 }
                 Control::Continue
             }
@@ -879,14 +888,14 @@ impl Connection {
             } => {
                 if self.is_current(&topic, join_ref.as_ref()) {
                     self.link
-                        .reply(join_ref.as_deref(), ref_.as_deref(), &topic, &reply);
+                        .reply(join_ref.as_ref(), ref_.as_ref(), &topic, &reply);
                 }
                 Control::Continue
             }
         }
     }
 
-    fn is_current(&self, topic: &str, join_ref: Option<&Arc<str>>) -> bool {
+    fn is_current(&self, topic: &str, join_ref: Option<&Ref>) -> bool {
         self.channels
             .get(topic)
             .is_some_and(|j| j.join_ref.as_ref() == join_ref)

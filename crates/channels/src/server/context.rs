@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use pubsub::Mailbox;
 
-use crate::codec::{self, Frame, OutPayload, Serializer};
+use crate::codec::{self, Frame, OutPayload, Ref, Serializer};
 use crate::server::channel::Reply;
 use crate::server::endpoint::Endpoint;
 use crate::server::socket::Assigns;
@@ -17,19 +17,19 @@ use crate::server::socket::Assigns;
 pub(crate) enum ConnEvent {
     Info {
         topic: Arc<str>,
-        join_ref: Option<Arc<str>>,
+        join_ref: Option<Ref>,
         info: Box<dyn Any + Send>,
     },
     Push {
         topic: Arc<str>,
-        join_ref: Option<Arc<str>>,
+        join_ref: Option<Ref>,
         event: String,
         payload: OutPayload,
     },
     Reply {
         topic: Arc<str>,
-        join_ref: Option<Arc<str>>,
-        ref_: Option<String>,
+        join_ref: Option<Ref>,
+        ref_: Option<Ref>,
         reply: Reply,
     },
 }
@@ -68,8 +68,8 @@ impl Scope {
 /// The view a channel callback has of its channel and connection.
 pub struct Context<'a> {
     pub(crate) topic: &'a Arc<str>,
-    pub(crate) join_ref: Option<&'a Arc<str>>,
-    pub(crate) msg_ref: Option<&'a str>,
+    pub(crate) join_ref: Option<&'a Ref>,
+    pub(crate) msg_ref: Option<&'a Ref>,
     pub(crate) scope: &'a mut Scope,
 }
 
@@ -81,7 +81,7 @@ impl Context<'_> {
 
     /// The `ref` of the join that opened this channel instance.
     pub fn join_ref(&self) -> Option<&str> {
-        self.join_ref.map(|r| &**r)
+        self.join_ref.map(Ref::as_str)
     }
 
     /// What the socket's `connect` stored for this connection.
@@ -100,7 +100,7 @@ impl Context<'_> {
     pub fn push(&mut self, event: &str, payload: impl Into<OutPayload>) {
         let payload = payload.into();
         let frame = codec::Push {
-            join_ref: self.join_ref.map(|r| &**r),
+            join_ref: self.join_ref.map(Ref::view),
             topic: self.topic,
             event,
             payload: &payload,
@@ -152,7 +152,7 @@ impl Context<'_> {
     /// A handle to answer the message being handled later (return
     /// [`Outcome::NoReply`](crate::server::Outcome::NoReply) now). `None` outside `handle_in`.
     pub fn reply_ref(&mut self) -> Option<ReplyRef> {
-        let ref_ = self.msg_ref?.to_owned();
+        let ref_ = self.msg_ref?.clone();
         Some(ReplyRef {
             handle: self.handle(),
             ref_,
@@ -167,7 +167,7 @@ impl Context<'_> {
 pub struct ChannelHandle {
     tx: mpsc::UnboundedSender<ConnEvent>,
     topic: Arc<str>,
-    join_ref: Option<Arc<str>>,
+    join_ref: Option<Ref>,
 }
 
 impl ChannelHandle {
@@ -200,7 +200,7 @@ impl ChannelHandle {
 #[derive(Clone)]
 pub struct ReplyRef {
     handle: ChannelHandle,
-    ref_: String,
+    ref_: Ref,
 }
 
 impl ReplyRef {

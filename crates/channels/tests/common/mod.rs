@@ -119,11 +119,24 @@ pub struct Client {
 impl Client {
     /// Connects to `server` with protocol version 2.
     pub async fn connect(server: &Server) -> Client {
-        let url = format!("ws://{}/socket/websocket?vsn=2.0.0", server.addr);
+        Client::connect_vsn(server, "2.0.0").await
+    }
+
+    /// Connects to `server` with protocol version `vsn`.
+    pub async fn connect_vsn(server: &Server, vsn: &str) -> Client {
+        let url = format!("ws://{}/socket/websocket?vsn={vsn}", server.addr);
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
         Client { ws, next_ref: 1 }
+    }
+
+    /// Sends one text frame as it is.
+    pub async fn send_raw(&mut self, frame: &str) {
+        self.ws
+            .send(Message::text(frame.to_owned()))
+            .await
+            .expect("frame sent");
     }
 
     /// Connects like [`Client::connect`] over a socket whose receive buffer is a few KiB (no
