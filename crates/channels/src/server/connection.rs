@@ -32,6 +32,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -49,6 +50,7 @@ use crate::server::channel::{Channel, Info, Outcome, Reply, StopReason};
 use crate::server::context::{ConnEvent, Context, Scope};
 use crate::server::endpoint::{self, DISCONNECT, Endpoint};
 use crate::server::log_limit::limited_warn;
+use crate::server::metrics;
 use crate::server::socket::{Assigns, Socket};
 
 /// Why a connection is being closed, as a WebSocket close code and reason.
@@ -303,10 +305,13 @@ fn run(
                         event,
                         payload,
                         ref_,
-                    } => Ran::In {
-                        outcome: channel.handle_in(&event, payload, &mut ctx).await,
-                        ref_,
-                    },
+                    } => {
+                        let started = Instant::now();
+                        let outcome = channel.handle_in(&event, payload, &mut ctx).await;
+                        let took = started.elapsed();
+                        ctx.scope.endpoint.metrics().handle_in(&event, took);
+                        Ran::In { outcome, ref_ }
+                    }
                     Job::Out { event, payload } => {
                         Ran::Settled(channel.handle_out(&event, payload, &mut ctx).await)
                     }
@@ -472,12 +477,14 @@ impl Connection {
             self.end(&topic, existing, StopReason::DuplicateJoin).await;
         }
         if self.channels.len() >= self.link.endpoint.config().max_channels {
+            metrics::channel_join(&self.socket.route(&topic), "too_many_channels");
             let reply = Reply::error(reason_payload("too many channels joined"));
             self.link.reply(reply_join_ref, ref_, &topic, &reply);
             return;
         }
         let Some(mut channel) = self.socket.channel(&topic) else {
             limited_warn!(%topic, "join refused: no channel serves this topic");
+            metrics::channel_join("unmatched", "unmatched");
             let reply = Reply::error(reason_payload("unmatched topic"));
             self.link.reply(None, ref_, &topic, &reply);
             return;
@@ -495,6 +502,12 @@ impl Connection {
                 .await
         };
         self.link.absorb(&topic, scope);
+        let result = match &joined {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "error",
+            Err(_) => "crashed",
+        };
+        metrics::channel_join(&self.socket.route(&topic), result);
         match joined {
             Ok(Ok(response)) => {
                 self.joined_once = true;
@@ -828,7 +841,10 @@ impl Connection {
             return Box::pin(self.dispatch(topic, Job::Out { event, payload })).await;
         }
         match (self.link.serializer, broadcast.frame.kind) {
-            (Serializer::V2, _) => self.link.out.push(broadcast.frame),
+            (Serializer::V2, _) => {
+                self.link.endpoint.metrics().broadcast_delivered();
+                self.link.out.push(broadcast.frame);
+            }
             (Serializer::V1, FrameKind::Text) => {
                 let data = message.derived(|payload| {
                     endpoint::decode(payload)
@@ -837,6 +853,7 @@ impl Connection {
                         .unwrap_or_default()
                 });
                 if !data.is_empty() {
+                    self.link.endpoint.metrics().broadcast_delivered();
                     self.link.out.push(Frame {
                         kind: FrameKind::Text,
                         data,
@@ -876,6 +893,7 @@ impl Connection {
                 payload,
             } => {
                 if self.is_current(&topic, join_ref.as_ref()) {
+                    self.link.endpoint.metrics().pushed();
                     self.link.push(join_ref.as_ref(), &topic, &event, &payload);
                 }
                 Control::Continue

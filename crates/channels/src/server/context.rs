@@ -107,7 +107,10 @@ impl Context<'_> {
         }
         .encode(self.scope.serializer);
         match frame {
-            Ok(frame) => self.scope.out.push(frame),
+            Ok(frame) => {
+                self.scope.endpoint.metrics().pushed();
+                self.scope.out.push(frame);
+            }
             Err(error) => {
                 tracing::error!(%error, topic = %self.topic, event, "frame could not be encoded")
             }
