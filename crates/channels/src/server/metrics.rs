@@ -102,6 +102,10 @@ fn describe() {
         "channels_closes_total",
         "WebSocket connections ended, by reason."
     );
+    describe_gauge!(
+        "presence_entries",
+        "Presence entries (one per tracked key and meta) on this node."
+    );
 }
 
 impl Metrics {
