@@ -3,6 +3,7 @@
 #   - Debian's chromium (browser tests drive it with playwright-core)
 #   - the npm packages of the JavaScript test suites (the official `phoenix` client, ws, playwright-core)
 #   - PostgreSQL, Redis and NATS, started when not already listening
+#   - phxsocket from PyPI, a third-party Phoenix client the channels tests drive
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -88,5 +89,15 @@ if [ -f tests/js/package.json ]; then
     log "installing npm packages of tests/js"
     (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
   fi
+fi
+# Pinned with the websockets release it was tested with (phxsocket leaves it open).
+PY_PINS=(phxsocket==0.1.5 websockets==17.4)
+if ! python3 - "${PY_PINS[@]}" 2>/dev/null <<'PY'
+import importlib.metadata as m, sys
+sys.exit(any(m.version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))
+PY
+then
+  log "installing ${PY_PINS[*]} (the Python client of the channels tests)"
+  python3 -m pip install --quiet --disable-pip-version-check "${PY_PINS[@]}"
 fi
 log "ready"

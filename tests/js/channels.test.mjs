@@ -354,3 +354,17 @@ test("Presence: state, joins, updates and leaves from several sockets reach phoe
   assert.deepEqual(Object.keys(initial).sort(), ["late", "observer"]);
   assert.equal(initial.observer.metas[0].role, "observer");
 });
+
+test("disconnect() ends cleanly: the server answers the close frame (wasClean, the client's code echoed)", async () => {
+  // phoenix.js sends a close frame with no code unless given one; the answer then has none
+  // either (1005 on the client), as Phoenix's Cowboy answers. With a code, it comes back.
+  for (const [code, expected] of [[undefined, 1005], [1000, 1000]]) {
+    const socket = connect();
+    await joined(socket, "room:bye");
+    const closed = new Promise((resolve) => socket.onClose((event) => resolve(event)));
+    socket.disconnect(undefined, code);
+    const event = await closed;
+    assert.equal(event.code, expected);
+    assert.equal(event.wasClean, true);
+  }
+});

@@ -52,8 +52,8 @@ fn frame(
     payload: serde_json::Value,
 ) -> WsMessage {
     let message = Message {
-        join_ref: join_ref.map(str::to_owned),
-        ref_: Some(r.to_string()),
+        join_ref: join_ref.map(Into::into),
+        ref_: Some(r.to_string().into()),
         topic: topic.to_owned(),
         event: event.to_owned(),
         payload: Payload::Json(payload),

@@ -139,6 +139,9 @@ pub enum NodeError {
     /// The CartTracker refused its options.
     #[error("the CartTracker could not start: {0}")]
     Tracker(#[from] tracker::OptionsError),
+    /// A channels limit in the environment (`MAX_FRAME_SIZE`, ...) is wrong.
+    #[error("{0}")]
+    Endpoint(String),
     /// `PUBSUB_URL` is wrong.
     #[error("PUBSUB_URL: {0}")]
     PubSub(#[from] pubsub::ConnectError),
@@ -266,7 +269,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         pubsub.clone(),
         EndpointConfig {
             check_origin: config.check_origin.clone(),
-            ..EndpointConfig::default()
+            ..EndpointConfig::from_env().map_err(NodeError::Endpoint)?
         },
     );
     // The dashboard observes the CartTracker from its first diff (see `crate::admin`).

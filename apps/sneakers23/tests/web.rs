@@ -365,6 +365,25 @@ async fn health_metrics_and_websocket_only_socket() {
         "{}",
         metrics.body
     );
+    // Every series is described: a `# HELP` and a `# TYPE` line for each name.
+    for line in metrics
+        .body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let series = line.split(['{', ' ']).next().unwrap_or(line);
+        let name = ["_count", "_sum", "_bucket"]
+            .iter()
+            .find_map(|suffix| series.strip_suffix(suffix))
+            .filter(|base| metrics.body.contains(&format!("# TYPE {base} ")))
+            .unwrap_or(series);
+        for kind in ["HELP", "TYPE"] {
+            assert!(
+                metrics.body.contains(&format!("# {kind} {name} ")),
+                "no # {kind} for {name} on /metrics"
+            );
+        }
+    }
     // A socket that ends without a close frame (a tab killed) is counted by cause (the recorder
     // is shared by this file's tests, so only the label's presence is asserted).
     drop(socket);

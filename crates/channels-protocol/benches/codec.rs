@@ -46,8 +46,8 @@ fn encode(c: &mut Criterion) {
     group.bench_function("v2_reply_ok_empty", |b| {
         b.iter(|| {
             black_box(Reply {
-                join_ref: Some("3"),
-                ref_: Some("17"),
+                join_ref: Some("3".into()),
+                ref_: Some("17".into()),
                 topic: "room:lobby",
                 status: "ok",
                 response: &empty,
@@ -64,8 +64,8 @@ fn encode(c: &mut Criterion) {
     group.bench_function("v2_reply_with_response", |b| {
         b.iter(|| {
             black_box(Reply {
-                join_ref: Some("3"),
-                ref_: Some("17"),
+                join_ref: Some("3".into()),
+                ref_: Some("17".into()),
                 topic: "cart:b6c1f9",
                 status: "ok",
                 response: &response,

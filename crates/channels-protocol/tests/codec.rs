@@ -7,7 +7,7 @@ use bytes::Bytes;
 use channels_protocol::codec::client::{self, Received, ReceivedReply};
 use channels_protocol::codec::{
     Broadcast, DecodeError, EncodeError, Frame, FrameKind, JsonObject, Message, OutPayload,
-    Payload, Push, Reply, Serializer, VsnError, v2_to_v1,
+    Payload, Push, Ref, Reply, Serializer, VsnError, v2_to_v1,
 };
 use serde_json::json;
 
@@ -36,8 +36,8 @@ fn msg(
     payload: Payload,
 ) -> Message {
     Message {
-        join_ref: join_ref.map(str::to_owned),
-        ref_: ref_.map(str::to_owned),
+        join_ref: join_ref.map(Ref::from),
+        ref_: ref_.map(Ref::from),
         topic: topic.to_owned(),
         event: event.to_owned(),
         payload,
@@ -144,8 +144,72 @@ fn v2_extra_elements_are_ignored() {
     );
 }
 
+/// Refs come back as the JSON values the client sent: a number stays a number, a string a string,
+/// null null, in V1 and V2, in replies, `phx_close` and `phx_error`.
 #[test]
-fn numeric_refs_are_read_as_their_decimal_text() {
+fn refs_round_trip_as_the_json_values_sent() {
+    for (join_ref, ref_) in [
+        ("7", "12"),
+        (r#""7""#, r#""12""#),
+        ("null", "null"),
+        ("1.5", r#""x""#),
+    ] {
+        let m = decode_text(
+            Serializer::V2,
+            &format!(r#"[{join_ref},{ref_},"t","e",{{}}]"#),
+        )
+        .unwrap();
+        let reply = Reply {
+            join_ref: m.join_ref.as_ref().map(Ref::view),
+            ref_: m.ref_.as_ref().map(Ref::view),
+            topic: "t",
+            status: "ok",
+            response: &OutPayload::empty(),
+        };
+        let v2 = reply.encode(Serializer::V2).unwrap();
+        let v2 = text(&v2);
+        assert_eq!(
+            v2,
+            format!(r#"[{join_ref},{ref_},"t","phx_reply",{{"status":"ok","response":{{}}}}]"#)
+        );
+        let v1 = reply.encode(Serializer::V1).unwrap();
+        let v1 = text(&v1);
+        assert_eq!(
+            v1,
+            format!(
+                r#"{{"topic":"t","event":"phx_reply","payload":{{"status":"ok","response":{{}}}},"ref":{ref_}}}"#
+            )
+        );
+        let close = Serializer::V2.close(m.join_ref.as_ref().map(Ref::view), "t");
+        let close = text(&close);
+        assert_eq!(
+            close,
+            format!(r#"[{join_ref},{join_ref},"t","phx_close",{{}}]"#)
+        );
+        let error = Serializer::V2.channel_error(m.join_ref.as_ref().map(Ref::view), "t");
+        let error = text(&error);
+        assert!(
+            error.starts_with(&format!(r#"[{join_ref},{join_ref},"t","phx_error","#)),
+            "{error}"
+        );
+        let heartbeat = Serializer::V1.heartbeat_reply(m.ref_.as_ref().map(Ref::view));
+        let heartbeat = text(&heartbeat);
+        assert!(
+            heartbeat.ends_with(&format!(r#""ref":{ref_}}}"#)),
+            "{heartbeat}"
+        );
+    }
+    let m = decode_text(
+        Serializer::V1,
+        r#"{"topic":"t","event":"e","payload":{},"ref":3,"join_ref":"4"}"#,
+    )
+    .unwrap();
+    assert!(m.ref_.as_ref().is_some_and(Ref::is_number));
+    assert!(m.join_ref.as_ref().is_some_and(|r| !r.is_number()));
+}
+
+#[test]
+fn numeric_refs_read_as_their_decimal_text() {
     let m = decode_text(Serializer::V2, r#"[7,12,"t","e",{}]"#).unwrap();
     assert_eq!(
         (m.join_ref.as_deref(), m.ref_.as_deref()),
@@ -221,8 +285,8 @@ fn worked_example_session_frames_are_byte_exact() {
     // §2.9: every server frame of the worked session.
     let ok = OutPayload::empty();
     let join_reply = Reply {
-        join_ref: Some("3"),
-        ref_: Some("3"),
+        join_ref: Some("3".into()),
+        ref_: Some("3".into()),
         topic: "room:lobby",
         status: "ok",
         response: &ok,
@@ -234,7 +298,7 @@ fn worked_example_session_frames_are_byte_exact() {
 
     let state = obj(r#"{"7":{"metas":[{"phx_ref":"F1…","online_at":"1700000000"}]}}"#);
     let push = Push {
-        join_ref: Some("3"),
+        join_ref: Some("3".into()),
         topic: "room:lobby",
         event: "presence_state",
         payload: &state,
@@ -258,8 +322,8 @@ fn worked_example_session_frames_are_byte_exact() {
     );
 
     let msg_reply = Reply {
-        join_ref: Some("3"),
-        ref_: Some("4"),
+        join_ref: Some("3".into()),
+        ref_: Some("4".into()),
         topic: "room:lobby",
         status: "ok",
         response: &ok,
@@ -280,12 +344,12 @@ fn worked_example_session_frames_are_byte_exact() {
     );
 
     assert_eq!(
-        text(&Serializer::V2.heartbeat_reply(Some("5"))),
+        text(&Serializer::V2.heartbeat_reply(Some("5".into()))),
         r#"[null,"5","phoenix","phx_reply",{"status":"ok","response":{}}]"#
     );
     let leave_reply = Reply {
-        join_ref: Some("3"),
-        ref_: Some("6"),
+        join_ref: Some("3".into()),
+        ref_: Some("6".into()),
         topic: "room:lobby",
         status: "ok",
         response: &ok,
@@ -295,11 +359,11 @@ fn worked_example_session_frames_are_byte_exact() {
         r#"["3","6","room:lobby","phx_reply",{"status":"ok","response":{}}]"#
     );
     assert_eq!(
-        text(&Serializer::V2.close(Some("3"), "room:lobby")),
+        text(&Serializer::V2.close(Some("3".into()), "room:lobby")),
         r#"["3","3","room:lobby","phx_close",{}]"#
     );
     assert_eq!(
-        text(&Serializer::V2.channel_error(Some("3"), "room:lobby")),
+        text(&Serializer::V2.channel_error(Some("3".into()), "room:lobby")),
         r#"["3","3","room:lobby","phx_error",{"reason":"channel_crash"}]"#
     );
 }
@@ -309,7 +373,7 @@ fn error_replies_carry_status_and_response() {
     let reason = obj(r#"{"reason":"unmatched topic"}"#);
     let reply = Reply {
         join_ref: None,
-        ref_: Some("9"),
+        ref_: Some("9".into()),
         topic: "nope",
         status: "error",
         response: &reason,
@@ -324,7 +388,7 @@ fn error_replies_carry_status_and_response() {
 fn strings_are_json_escaped() {
     let payload = OutPayload::empty();
     let push = Push {
-        join_ref: Some("a\"b"),
+        join_ref: Some("a\"b".into()),
         topic: "room:\\é\n",
         event: "e\u{1}",
         payload: &payload,
@@ -341,8 +405,8 @@ fn strings_are_json_escaped() {
 fn v1_frames_are_objects_without_join_ref() {
     let ok = OutPayload::empty();
     let reply = Reply {
-        join_ref: Some("3"),
-        ref_: Some("4"),
+        join_ref: Some("3".into()),
+        ref_: Some("4".into()),
         topic: "room:lobby",
         status: "ok",
         response: &ok,
@@ -353,7 +417,7 @@ fn v1_frames_are_objects_without_join_ref() {
     );
     let body = obj(r#"{"body":"hi"}"#);
     let push = Push {
-        join_ref: Some("3"),
+        join_ref: Some("3".into()),
         topic: "room:lobby",
         event: "new_msg",
         payload: &body,
@@ -372,15 +436,15 @@ fn v1_frames_are_objects_without_join_ref() {
         r#"{"topic":"room:lobby","event":"new_msg","payload":{"body":"hi"},"ref":null}"#
     );
     assert_eq!(
-        text(&Serializer::V1.heartbeat_reply(Some("5"))),
+        text(&Serializer::V1.heartbeat_reply(Some("5".into()))),
         r#"{"topic":"phoenix","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"5"}"#
     );
     assert_eq!(
-        text(&Serializer::V1.close(Some("3"), "room:lobby")),
+        text(&Serializer::V1.close(Some("3".into()), "room:lobby")),
         r#"{"topic":"room:lobby","event":"phx_close","payload":{},"ref":"3"}"#
     );
     assert_eq!(
-        text(&Serializer::V1.channel_error(Some("3"), "room:lobby")),
+        text(&Serializer::V1.channel_error(Some("3".into()), "room:lobby")),
         r#"{"topic":"room:lobby","event":"phx_error","payload":{"reason":"channel_crash"},"ref":"3"}"#
     );
 }
@@ -418,10 +482,18 @@ fn v1_cannot_carry_binary() {
         broadcast.encode(Serializer::V1),
         Err(EncodeError::BinaryNotSupported)
     ));
+    // Phoenix's V1 serializer reads any frame as JSON text, whatever its opcode.
     assert!(matches!(
         Serializer::V1.decode(FrameKind::Binary, Bytes::from_static(&[0, 0, 0, 0, 0])),
-        Err(DecodeError::BinaryNotSupported)
+        Err(DecodeError::InvalidJson(_))
     ));
+    let m = Serializer::V1
+        .decode(
+            FrameKind::Binary,
+            Bytes::from_static(br#"{"topic":"t","event":"e","payload":{},"ref":"1"}"#),
+        )
+        .unwrap();
+    assert_eq!((m.topic.as_str(), m.ref_.as_deref()), ("t", Some("1")));
 }
 
 // ------------------------------------------------------------ binary output
@@ -432,7 +504,7 @@ fn binary_frames_follow_the_spec_layouts() {
 
     // Push, kind 0: no ref field.
     let push = Push {
-        join_ref: Some("12"),
+        join_ref: Some("12".into()),
         topic: "room:1",
         event: "img",
         payload: &bin,
@@ -444,8 +516,8 @@ fn binary_frames_follow_the_spec_layouts() {
 
     // Reply, kind 1.
     let reply = Reply {
-        join_ref: Some("12"),
-        ref_: Some("13"),
+        join_ref: Some("12".into()),
+        ref_: Some("13".into()),
         topic: "room:1",
         status: "ok",
         response: &bin,
@@ -492,7 +564,7 @@ fn binary_fields_longer_than_255_bytes_are_refused() {
     assert_eq!(
         field_of(
             Push {
-                join_ref: Some(&long),
+                join_ref: Some(long.as_str().into()),
                 topic: "t",
                 event: "e",
                 payload: &bin
@@ -529,7 +601,7 @@ fn binary_fields_longer_than_255_bytes_are_refused() {
         field_of(
             Reply {
                 join_ref: None,
-                ref_: Some(&long),
+                ref_: Some(long.as_str().into()),
                 topic: "t",
                 status: "ok",
                 response: &bin
@@ -646,8 +718,8 @@ fn server_frames_round_trip_through_the_client_decoder() {
 
     for (payload, value) in [(&json_payload, &json_value), (&bin_payload, &bin_value)] {
         let reply = Reply {
-            join_ref: Some("1"),
-            ref_: Some("2"),
+            join_ref: Some("1".into()),
+            ref_: Some("2".into()),
             topic: "t",
             status: "ok",
             response: payload,
@@ -657,7 +729,7 @@ fn server_frames_round_trip_through_the_client_decoder() {
             received_reply(Some("1"), Some("2"), "t", "ok", value.clone())
         );
         let push = Push {
-            join_ref: Some("1"),
+            join_ref: Some("1".into()),
             topic: "t",
             event: "e",
             payload,
@@ -679,8 +751,8 @@ fn server_frames_round_trip_through_the_client_decoder() {
 
     // V1: no join_ref on the wire.
     let reply = Reply {
-        join_ref: Some("1"),
-        ref_: Some("2"),
+        join_ref: Some("1".into()),
+        ref_: Some("2".into()),
         topic: "t",
         status: "error",
         response: &json_payload,
@@ -690,7 +762,7 @@ fn server_frames_round_trip_through_the_client_decoder() {
         received_reply(None, Some("2"), "t", "error", json_value.clone())
     );
     let push = Push {
-        join_ref: Some("1"),
+        join_ref: Some("1".into()),
         topic: "t",
         event: "e",
         payload: &json_payload,
@@ -702,11 +774,14 @@ fn server_frames_round_trip_through_the_client_decoder() {
 
     // Special frames.
     assert_eq!(
-        client_decode(Serializer::V2, &Serializer::V2.heartbeat_reply(Some("5"))),
+        client_decode(
+            Serializer::V2,
+            &Serializer::V2.heartbeat_reply(Some("5".into()))
+        ),
         received_reply(None, Some("5"), "phoenix", "ok", Payload::Json(json!({})))
     );
     assert_eq!(
-        client_decode(Serializer::V2, &Serializer::V2.close(Some("3"), "t")),
+        client_decode(Serializer::V2, &Serializer::V2.close(Some("3".into()), "t")),
         Received::Message(msg(
             Some("3"),
             Some("3"),
@@ -718,7 +793,7 @@ fn server_frames_round_trip_through_the_client_decoder() {
     assert_eq!(
         client_decode(
             Serializer::V2,
-            &Serializer::V2.channel_error(Some("3"), "t")
+            &Serializer::V2.channel_error(Some("3".into()), "t")
         ),
         Received::Message(msg(
             Some("3"),
@@ -755,7 +830,7 @@ fn v2_frames_convert_to_the_v1_encoding() {
         ),
         (
             Push {
-                join_ref: Some("3"),
+                join_ref: Some("3".into()),
                 topic: "t",
                 event: "e",
                 payload: &body,
@@ -763,7 +838,7 @@ fn v2_frames_convert_to_the_v1_encoding() {
             .encode(Serializer::V2)
             .unwrap(),
             Push {
-                join_ref: Some("3"),
+                join_ref: Some("3".into()),
                 topic: "t",
                 event: "e",
                 payload: &body,
@@ -773,8 +848,8 @@ fn v2_frames_convert_to_the_v1_encoding() {
         ),
         (
             Reply {
-                join_ref: Some("3"),
-                ref_: Some("4"),
+                join_ref: Some("3".into()),
+                ref_: Some("4".into()),
                 topic: "t",
                 status: "ok",
                 response: &ok,
@@ -782,8 +857,8 @@ fn v2_frames_convert_to_the_v1_encoding() {
             .encode(Serializer::V2)
             .unwrap(),
             Reply {
-                join_ref: Some("3"),
-                ref_: Some("4"),
+                join_ref: Some("3".into()),
+                ref_: Some("4".into()),
                 topic: "t",
                 status: "ok",
                 response: &ok,
@@ -792,8 +867,8 @@ fn v2_frames_convert_to_the_v1_encoding() {
             .unwrap(),
         ),
         (
-            Serializer::V2.close(Some("3"), "t"),
-            Serializer::V1.close(Some("3"), "t"),
+            Serializer::V2.close(Some("3".into()), "t"),
+            Serializer::V1.close(Some("3".into()), "t"),
         ),
     ];
     for (v2, v1) in frames {

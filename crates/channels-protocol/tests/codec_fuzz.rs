@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use channels_protocol::codec::client::{self, Received, ReceivedReply};
 use channels_protocol::codec::{
-    Broadcast, Frame, FrameKind, JsonObject, Message, OutPayload, Payload, Push, Reply, Serializer,
-    v2_to_v1,
+    Broadcast, Frame, FrameKind, JsonObject, Message, OutPayload, Payload, Push, Ref, RefStr,
+    Reply, Serializer, v2_to_v1,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -81,8 +81,8 @@ fn client_message(binary: bool) -> impl Strategy<Value = Message> {
     let id = || prop::option::of(short_text().prop_filter("non-empty", |s| !s.is_empty()));
     (id(), id(), short_text(), short_text(), payload).prop_map(
         |(join_ref, ref_, topic, event, payload)| Message {
-            join_ref,
-            ref_,
+            join_ref: join_ref.map(Ref::from),
+            ref_: ref_.map(Ref::from),
             topic,
             event,
             payload,
@@ -162,7 +162,7 @@ proptest! {
             (&json_payload, Payload::Json(object.clone())),
             (&binary_payload, Payload::Binary(Bytes::from(binary.clone()))),
         ] {
-            let reply = Reply { join_ref: join_ref.as_deref(), ref_: ref_.as_deref(), topic: &topic, status: &status, response: payload };
+            let reply = Reply { join_ref: join_ref.as_deref().map(RefStr::from), ref_: ref_.as_deref().map(RefStr::from), topic: &topic, status: &status, response: payload };
             let frame = reply.encode(Serializer::V2).unwrap();
             prop_assert_eq!(
                 client::decode(Serializer::V2, frame.kind, frame.data.clone()).unwrap(),
@@ -175,12 +175,12 @@ proptest! {
                 })
             );
 
-            let push = Push { join_ref: join_ref.as_deref(), topic: &topic, event: &event, payload };
+            let push = Push { join_ref: join_ref.as_deref().map(RefStr::from), topic: &topic, event: &event, payload };
             let frame = push.encode(Serializer::V2).unwrap();
             prop_assert_eq!(
                 client::decode(Serializer::V2, frame.kind, frame.data.clone()).unwrap(),
                 Received::Message(Message {
-                    join_ref: join_ref.clone(),
+                    join_ref: join_ref.clone().map(Ref::from),
                     ref_: None,
                     topic: topic.clone(),
                     event: event.clone(),

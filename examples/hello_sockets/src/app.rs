@@ -58,7 +58,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let prometheus = install_prometheus()?;
     let statix = Statix::new(config.statsd_addr.as_deref())?;
     let pubsub = pubsub::connect(&config.node_name, config.pubsub_url.as_deref())?;
-    let endpoint = Endpoint::new(pubsub.clone(), EndpointConfig::default());
+    // The channel limits (MAX_FRAME_SIZE, MAX_CHANNELS, CHANNEL_BACKLOG, JOIN_TIMEOUT_MS).
+    let endpoint_config = EndpointConfig::from_env().map_err(anyhow::Error::msg)?;
+    let endpoint = Endpoint::new(pubsub.clone(), endpoint_config);
     let user_tracker = UserTracker::start(pubsub, tracker::Options::default())?;
     let tokens = Tokens::new(&config.secret_key_base)?;
     let producer = Producer::start(endpoint.clone(), statix.clone());

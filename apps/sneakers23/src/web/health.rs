@@ -41,6 +41,7 @@ pub fn install_metrics() -> PrometheusHandle {
             if let Err(error) = metrics::set_global_recorder(recorder) {
                 tracing::warn!(%error, "another metrics recorder is installed; /metrics stays empty");
             }
+            describe_metrics();
             handle
         })
         .clone()
@@ -124,4 +125,87 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// Gives every series the node records outside the channels server (which describes its own) a
+/// `# HELP` line on `/metrics`.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge};
+    for (name, help) in [
+        (
+            "pubsub_published",
+            "Messages dispatched to local subscribers (local and from other nodes).",
+        ),
+        (
+            "pubsub_delivered",
+            "Messages placed in a subscriber's mailbox.",
+        ),
+        (
+            "pubsub_lagged",
+            "Subscribers cut off because their mailbox overflowed.",
+        ),
+        (
+            "pubsub_adapter_connected",
+            "1 while the cluster broker is connected.",
+        ),
+        (
+            "pubsub_adapter_frames_sent",
+            "Frames sent to the cluster broker.",
+        ),
+        (
+            "pubsub_adapter_bytes_sent",
+            "Bytes sent to the cluster broker.",
+        ),
+        (
+            "pubsub_adapter_frames_received",
+            "Frames received from the cluster broker.",
+        ),
+        (
+            "pubsub_adapter_bytes_received",
+            "Bytes received from the cluster broker.",
+        ),
+        (
+            "pubsub_adapter_dropped",
+            "Frames dropped on the way to the broker.",
+        ),
+        (
+            "pubsub_adapter_queued",
+            "Frames waiting to be sent to the broker.",
+        ),
+        (
+            "pubsub_adapter_reconnects",
+            "Reconnections to the cluster broker.",
+        ),
+        (
+            "dashboard_shoppers",
+            "Unique carts the admin dashboard counts.",
+        ),
+        ("dashboard_tabs", "Shopper tabs the admin dashboard counts."),
+    ] {
+        describe_gauge!(name, help);
+    }
+    for (name, help) in [
+        (
+            "dashboard_deltas_total",
+            "Aggregate deltas the dashboard broadcast to admins.",
+        ),
+        ("store_releases_total", "Sneaker releases."),
+        (
+            "store_stock_changes_total",
+            "Stock level changes, by level.",
+        ),
+        ("store_items_sold_out_total", "Items that sold out."),
+        (
+            "store_replicated_events_total",
+            "Inventory events replicated from other nodes, by event.",
+        ),
+        ("store_cart_joins_total", "Cart channel joins."),
+        (
+            "store_cart_operations_total",
+            "Cart operations by op and result.",
+        ),
+        ("store_checkouts_total", "Checkouts by outcome."),
+    ] {
+        describe_counter!(name, help);
+    }
 }

@@ -16,6 +16,7 @@
 
 use bytes::Bytes;
 
+use super::refs::{Ref, RefStr};
 use super::{
     Broadcast, DecodeError, EncodeError, Frame, MAX_BINARY_FIELD_LEN, Message, Payload, Push, Reply,
 };
@@ -41,8 +42,8 @@ pub(crate) fn decode_client_push(data: Bytes) -> Result<Message, DecodeError> {
     let event = reader.string("event")?;
     let payload = data.slice(reader.offset..);
     Ok(Message {
-        join_ref,
-        ref_,
+        join_ref: join_ref.map(Ref::string),
+        ref_: ref_.map(Ref::string),
         topic,
         event,
         payload: Payload::Binary(payload),
@@ -139,7 +140,7 @@ pub(crate) fn encode_push(push: &Push<'_>, payload: &[u8]) -> Result<Frame, Enco
     build(
         KIND_PUSH,
         &[
-            ("join_ref", push.join_ref.unwrap_or("")),
+            ("join_ref", push.join_ref.map_or("", RefStr::as_str)),
             ("topic", push.topic),
             ("event", push.event),
         ],
@@ -151,8 +152,8 @@ pub(crate) fn encode_reply(reply: &Reply<'_>, payload: &[u8]) -> Result<Frame, E
     build(
         KIND_REPLY,
         &[
-            ("join_ref", reply.join_ref.unwrap_or("")),
-            ("ref", reply.ref_.unwrap_or("")),
+            ("join_ref", reply.join_ref.map_or("", RefStr::as_str)),
+            ("ref", reply.ref_.map_or("", RefStr::as_str)),
             ("topic", reply.topic),
             ("status", reply.status),
         ],

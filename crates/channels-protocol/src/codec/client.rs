@@ -34,6 +34,7 @@ use serde_json::Value;
 
 use super::binary::{self, KIND_BROADCAST, KIND_PUSH, KIND_REPLY, Reader};
 use super::json::{self, Fields};
+use super::refs::Ref;
 use super::{
     DecodeError, EncodeError, Frame, FrameKind, Message, PHX_REPLY, Payload, Serializer, v1, v2,
 };
@@ -70,8 +71,8 @@ pub struct ReceivedReply {
 /// `join_ref` only when set.
 pub fn encode(serializer: Serializer, msg: &Message) -> Result<Frame, EncodeError> {
     let fields = Fields {
-        join_ref: msg.join_ref.as_deref(),
-        ref_: msg.ref_.as_deref(),
+        join_ref: msg.join_ref.as_ref().map(Ref::view),
+        ref_: msg.ref_.as_ref().map(Ref::view),
         topic: &msg.topic,
         event: &msg.event,
     };
@@ -85,7 +86,7 @@ pub fn encode(serializer: Serializer, msg: &Message) -> Result<Frame, EncodeErro
                 // Replace the closing `}` with the optional key.
                 out.pop();
                 out.extend_from_slice(br#","join_ref":"#);
-                json::write_str(&mut out, join_ref);
+                json::write_opt_ref(&mut out, Some(join_ref.view()));
                 out.push(b'}');
             }
             Ok(Frame::text(out))
@@ -147,8 +148,8 @@ fn split_reply(msg: Message) -> Received {
         _ => (String::new(), Value::Null),
     };
     Received::Reply(ReceivedReply {
-        join_ref,
-        ref_,
+        join_ref: join_ref.map(|r| r.as_str().to_owned()),
+        ref_: ref_.map(|r| r.as_str().to_owned()),
         topic,
         status,
         response: Payload::Json(response),
@@ -164,7 +165,7 @@ fn decode_binary(data: Bytes) -> Result<Received, DecodeError> {
             let event = reader.string("event")?;
             let payload = Payload::Binary(data.slice(reader.offset..));
             Ok(Received::Message(Message {
-                join_ref,
+                join_ref: join_ref.map(Ref::string),
                 ref_: None,
                 topic,
                 event,

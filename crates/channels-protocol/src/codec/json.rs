@@ -5,12 +5,13 @@ use serde_json::Value;
 
 use super::DecodeError;
 use super::error::json_type;
+use super::refs::{Ref, RefStr};
 
 /// The envelope fields of an outbound frame; the payload is written by a
 /// closure so that pre-serialized JSON is copied, never re-parsed.
 pub(crate) struct Fields<'a> {
-    pub(crate) join_ref: Option<&'a str>,
-    pub(crate) ref_: Option<&'a str>,
+    pub(crate) join_ref: Option<RefStr<'a>>,
+    pub(crate) ref_: Option<RefStr<'a>>,
     pub(crate) topic: &'a str,
     pub(crate) event: &'a str,
 }
@@ -19,7 +20,7 @@ impl Fields<'_> {
     /// A capacity that fits the frame without reallocation in the common case
     /// (no characters needing escapes).
     pub(crate) fn capacity_hint(&self, extra: usize) -> usize {
-        let len = |s: Option<&str>| s.map_or(4, str::len);
+        let len = |s: Option<RefStr<'_>>| s.map_or(4, |s| s.as_str().len() + 2);
         len(self.join_ref) + len(self.ref_) + self.topic.len() + self.event.len() + extra + 48
     }
 }
@@ -42,21 +43,23 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     debug_assert!(result.is_ok(), "serializing a str into a Vec failed");
 }
 
-/// Appends `s` as a JSON string, or `null`.
-pub(crate) fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => write_str(out, s),
+/// Appends a ref as the JSON value it was received as, or `null`.
+pub(crate) fn write_opt_ref(out: &mut Vec<u8>, r: Option<RefStr<'_>>) {
+    match r {
+        // The text of a number ref came from serde_json's own number formatting.
+        Some(r) if r.is_number() => out.extend_from_slice(r.as_str().as_bytes()),
+        Some(r) => write_str(out, r.as_str()),
         None => out.extend_from_slice(b"null"),
     }
 }
 
-/// Reads a `join_ref`/`ref` field: a string, `null` (`None`), or a number
-/// converted to its decimal text (tolerated although phoenix.js sends strings).
-pub(crate) fn read_ref(value: Value, field: &'static str) -> Result<Option<String>, DecodeError> {
+/// Reads a `join_ref`/`ref` field: a string, a number (kept as a number, to be
+/// echoed as one), or `null` (`None`).
+pub(crate) fn read_ref(value: Value, field: &'static str) -> Result<Option<Ref>, DecodeError> {
     match value {
         Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
-        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::String(s) => Ok(Some(Ref::string(s))),
+        Value::Number(n) => Ok(Some(Ref::number(&n))),
         other => Err(DecodeError::WrongType {
             field,
             expected: "a string, a number or null",

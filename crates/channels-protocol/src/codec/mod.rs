@@ -19,7 +19,7 @@
 //!
 //! | Serializer | Text frame | Binary frame |
 //! |---|---|---|
-//! | [`Serializer::V1`] (`vsn` absent or `1.0.x`) | `{"topic":..,"event":..,"payload":..,"ref":..}` | not supported |
+//! | [`Serializer::V1`] (`vsn` absent or `1.0.x`) | `{"topic":..,"event":..,"payload":..,"ref":..}` | the same JSON, inbound only (Phoenix's V1 serializer ignores the opcode) |
 //! | [`Serializer::V2`] (`vsn=2.0.x`, phoenix.js default) | `[join_ref, ref, topic, event, payload]` | kind byte + one-byte lengths + strings + raw payload |
 //!
 //! # Inbound and outbound are asymmetric
@@ -65,6 +65,7 @@ mod convert;
 mod error;
 mod json;
 mod payload;
+mod refs;
 mod v1;
 mod v2;
 mod vsn;
@@ -74,6 +75,7 @@ use bytes::Bytes;
 pub use convert::v2_to_v1;
 pub use error::{DecodeError, EncodeError, VsnError};
 pub use payload::{JsonObject, OutPayload, Payload};
+pub use refs::{Ref, RefStr};
 
 /// Topic of socket-level messages (heartbeats), which no channel handles.
 pub const PHOENIX_TOPIC: &str = "phoenix";
@@ -161,27 +163,28 @@ impl Serializer {
             (Serializer::V1, FrameKind::Text) => v1::decode(&data),
             (Serializer::V2, FrameKind::Text) => v2::decode(&data),
             (Serializer::V2, FrameKind::Binary) => binary::decode_client_push(data),
-            (Serializer::V1, FrameKind::Binary) => Err(DecodeError::BinaryNotSupported),
+            // Phoenix's V1 serializer decodes any frame as JSON text, whatever its opcode.
+            (Serializer::V1, FrameKind::Binary) => v1::decode(&data),
         }
     }
 
     /// Encodes the frame answering a client heartbeat:
     /// `[null, ref, "phoenix", "phx_reply", {"status":"ok","response":{}}]`.
-    pub fn heartbeat_reply(self, ref_: Option<&str>) -> Frame {
+    pub fn heartbeat_reply(self, ref_: Option<RefStr<'_>>) -> Frame {
         self.text_frame(None, ref_, PHOENIX_TOPIC, PHX_REPLY, REPLY_OK_EMPTY)
     }
 
     /// Encodes the `phx_close` frame sent when a channel ends gracefully
     /// (leave, duplicate join, normal stop): `[join_ref, join_ref, topic,
     /// "phx_close", {}]`. The client will not rejoin.
-    pub fn close(self, join_ref: Option<&str>, topic: &str) -> Frame {
+    pub fn close(self, join_ref: Option<RefStr<'_>>, topic: &str) -> Frame {
         self.text_frame(join_ref, join_ref, topic, PHX_CLOSE, b"{}")
     }
 
     /// Encodes the `phx_error` frame sent when a channel crashed:
     /// `[join_ref, join_ref, topic, "phx_error", {"reason":"channel_crash"}]`.
     /// The client rejoins with backoff.
-    pub fn channel_error(self, join_ref: Option<&str>, topic: &str) -> Frame {
+    pub fn channel_error(self, join_ref: Option<RefStr<'_>>, topic: &str) -> Frame {
         self.text_frame(
             join_ref,
             join_ref,
@@ -194,8 +197,8 @@ impl Serializer {
     /// Encodes a JSON frame whose payload is known-valid JSON object text.
     fn text_frame(
         self,
-        join_ref: Option<&str>,
-        ref_: Option<&str>,
+        join_ref: Option<RefStr<'_>>,
+        ref_: Option<RefStr<'_>>,
         topic: &str,
         event: &str,
         payload: &[u8],
@@ -224,15 +227,15 @@ const REPLY_OK_EMPTY: &[u8] = br#"{"status":"ok","response":{}}"#;
 /// A message received from a client, whatever serializer carried it.
 ///
 /// `join_ref` and `ref_` are `None` when the client sent `null` (or, in a
-/// binary frame, an empty string). phoenix.js always sends strings; JSON
-/// numbers are tolerated and converted to their decimal text (`4` becomes
-/// `"4"`, `1.5` becomes `"1.5"`), so replies echo them as strings.
+/// binary frame, an empty string). phoenix.js always sends strings; other
+/// clients send numbers, which are kept as numbers ([`Ref`]) so that replies
+/// echo the very JSON value the client sent, as Phoenix does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     /// The `ref` of the join that opened the channel this message is for.
-    pub join_ref: Option<String>,
+    pub join_ref: Option<Ref>,
     /// This message's own id; replies echo it.
-    pub ref_: Option<String>,
+    pub ref_: Option<Ref>,
     /// The channel topic, e.g. `"room:lobby"`, or `"phoenix"` for heartbeats.
     pub topic: String,
     /// The event name, e.g. `"phx_join"` or an application event.
@@ -292,9 +295,9 @@ impl Frame {
 #[derive(Debug, Clone, Copy)]
 pub struct Reply<'a> {
     /// The channel's join_ref (`None` for socket-level replies).
-    pub join_ref: Option<&'a str>,
+    pub join_ref: Option<RefStr<'a>>,
     /// The `ref` of the message being answered.
-    pub ref_: Option<&'a str>,
+    pub ref_: Option<RefStr<'a>>,
     /// The topic of the message being answered.
     pub topic: &'a str,
     /// The outcome, conventionally `"ok"` or `"error"`.
@@ -345,7 +348,7 @@ impl Reply<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct Push<'a> {
     /// The channel's join_ref.
-    pub join_ref: Option<&'a str>,
+    pub join_ref: Option<RefStr<'a>>,
     /// The channel topic.
     pub topic: &'a str,
     /// The event name.

@@ -54,7 +54,7 @@ pub(crate) fn encode(
     out.extend_from_slice(br#","payload":"#);
     write_payload(&mut out);
     out.extend_from_slice(br#","ref":"#);
-    json::write_opt_str(&mut out, fields.ref_);
+    json::write_opt_ref(&mut out, fields.ref_);
     out.push(b'}');
     out
 }

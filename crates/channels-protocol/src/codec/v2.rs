@@ -44,9 +44,9 @@ pub(crate) fn encode(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(fields.capacity_hint(payload_len));
     out.push(b'[');
-    json::write_opt_str(&mut out, fields.join_ref);
+    json::write_opt_ref(&mut out, fields.join_ref);
     out.push(b',');
-    json::write_opt_str(&mut out, fields.ref_);
+    json::write_opt_ref(&mut out, fields.ref_);
     out.push(b',');
     json::write_str(&mut out, fields.topic);
     out.push(b',');

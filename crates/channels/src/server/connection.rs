@@ -4,12 +4,39 @@
 //!
 //! The WebSocket and LongPoll transports own a [`Connection`] each and only move bytes: they feed
 //! it, then write out what it produced.
+//!
+//! # Every channel runs on its own
+//!
+//! Phoenix runs each channel as a process: messages to one channel are handled one at a time, in
+//! order, and a slow `handle_in` delays nothing else. Here a channel's callbacks (`after_join`,
+//! `handle_in`, `handle_out`, `handle_info`) run as futures that own the channel and a [`Scope`]
+//! (what the [`Context`] needs), never a borrow of the connection. Starting one, the connection
+//! polls it once in place: a callback that does not await (nearly all of them) completes there and
+//! costs no more than a direct call. One that awaits is parked in [`Connection::running`], a
+//! `FuturesUnordered` the transport's task polls beside the socket, the pubsub inbox and its
+//! timers, so heartbeats, broadcasts and the other channels go on. While a channel's callback is
+//! parked, its further work waits in its own backlog (bounded by
+//! [`EndpointConfig::channel_backlog`](crate::server::EndpointConfig); an overflow closes the
+//! connection like a slow consumer) and runs, in order, when the callback returns.
+//!
+//! A task per channel would give the same independence, but at a task and a queue per joined
+//! topic, paid by every idle shopper; this way an idle channel costs a few words in its table
+//! entry, and a connection the `FuturesUnordered` only once one of its callbacks has awaited.
+//! Broadcasts that the channel does not intercept go straight to the client, as Phoenix's
+//! fastlane does, even while the channel is busy. `join` and `terminate` run in place, as in
+//! Phoenix, where the socket waits for a channel's join.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use pubsub::{Inbox, Mailbox};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -17,11 +44,13 @@ use tokio::sync::mpsc;
 
 use crate::codec::{
     self, Frame, FrameKind, HEARTBEAT, JsonObject, Message, OutPayload, PHOENIX_TOPIC, PHX_JOIN,
-    PHX_LEAVE, Payload, Serializer,
+    PHX_LEAVE, Payload, Ref, Serializer,
 };
 use crate::server::channel::{Channel, Info, Outcome, Reply, StopReason};
-use crate::server::context::{ConnEvent, Context};
+use crate::server::context::{ConnEvent, Context, Scope};
 use crate::server::endpoint::{self, DISCONNECT, Endpoint};
+use crate::server::log_limit::limited_warn;
+use crate::server::metrics;
 use crate::server::socket::{Assigns, Socket};
 
 /// Why a connection is being closed, as a WebSocket close code and reason.
@@ -52,6 +81,16 @@ impl CloseReason {
         code: 1013,
         reason: "too slow: message queue overflowed",
     };
+    /// The connection joined no channel within the join timeout.
+    pub(crate) const NO_JOIN: CloseReason = CloseReason {
+        code: 1008,
+        reason: "no channel joined",
+    };
+    /// A channel's callback could not keep up with the work queued for it.
+    pub(crate) const BACKLOG: CloseReason = CloseReason {
+        code: 1013,
+        reason: "too slow: channel backlog overflowed",
+    };
 }
 
 /// What the transport should do after feeding the connection.
@@ -71,7 +110,7 @@ pub(crate) struct Link {
     pub(crate) out: Vec<Frame>,
     /// Topics subscribed by channels beyond their own, to the channel topics that asked.
     extra: FxHashMap<Arc<str>, Vec<Arc<str>>>,
-    events_tx: Option<mpsc::UnboundedSender<ConnEvent>>,
+    pub(crate) events_tx: Option<mpsc::UnboundedSender<ConnEvent>>,
     pub(crate) events_rx: Option<mpsc::UnboundedReceiver<ConnEvent>>,
 }
 
@@ -85,13 +124,13 @@ impl Link {
 
     pub(crate) fn push(
         &mut self,
-        join_ref: Option<Arc<str>>,
+        join_ref: Option<&Ref>,
         topic: &str,
         event: &str,
         payload: &OutPayload,
     ) {
         let frame = codec::Push {
-            join_ref: join_ref.as_deref(),
+            join_ref: join_ref.map(Ref::view),
             topic,
             event,
             payload,
@@ -100,16 +139,72 @@ impl Link {
         self.send(frame, event, topic);
     }
 
-    fn reply(&mut self, join_ref: Option<&str>, ref_: Option<&str>, topic: &str, reply: &Reply) {
+    fn reply(&mut self, join_ref: Option<&Ref>, ref_: Option<&Ref>, topic: &str, reply: &Reply) {
         let frame = codec::Reply {
-            join_ref,
-            ref_,
+            join_ref: join_ref.map(Ref::view),
+            ref_: ref_.map(Ref::view),
             topic,
             status: reply.status,
             response: &reply.payload,
         }
         .encode(self.serializer);
         self.send(frame, "phx_reply", topic);
+    }
+
+    /// What a callback about to run needs of the connection.
+    fn scope(&self) -> Scope {
+        Scope {
+            serializer: self.serializer,
+            endpoint: self.endpoint.clone(),
+            mailbox: self.mailbox.clone(),
+            assigns: self.assigns.clone(),
+            out: Vec::new(),
+            subscriptions: Vec::new(),
+            events: self.events_tx.clone(),
+            new_events: None,
+        }
+    }
+
+    /// Applies what a callback of `topic` did: its frames, its subscriptions, the handle queue
+    /// it created.
+    fn absorb(&mut self, topic: &Arc<str>, scope: Scope) {
+        let Scope {
+            mut out,
+            subscriptions,
+            events,
+            new_events,
+            ..
+        } = scope;
+        self.out.append(&mut out);
+        for (other, subscribe) in subscriptions {
+            if subscribe {
+                self.subscribe_extra(topic, &other);
+            } else {
+                self.unsubscribe_extra(topic, &other);
+            }
+        }
+        if let Some(rx) = new_events {
+            match (&self.events_tx, events) {
+                (None, Some(tx)) => {
+                    self.events_tx = Some(tx);
+                    self.events_rx = Some(rx);
+                }
+                // Two callbacks running at once each made a queue: the later one's handles
+                // are forwarded to the connection's.
+                (Some(tx), _) => {
+                    let tx = tx.clone();
+                    let mut rx = rx;
+                    tokio::spawn(async move {
+                        while let Some(event) = rx.recv().await {
+                            if tx.send(event).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                (None, None) => {}
+            }
+        }
     }
 
     pub(crate) fn subscribe_extra(&mut self, channel_topic: &Arc<str>, topic: &str) {
@@ -141,27 +236,123 @@ impl Link {
             self.unsubscribe_extra(channel_topic, &topic);
         }
     }
+}
 
-    pub(crate) fn events(&mut self) -> mpsc::UnboundedSender<ConnEvent> {
-        if let Some(tx) = &self.events_tx {
-            return tx.clone();
+/// Work for a channel: run now if the channel is idle, queued in its backlog if not.
+enum Job {
+    AfterJoin,
+    In {
+        event: String,
+        payload: Payload,
+        ref_: Option<Ref>,
+    },
+    Out {
+        event: String,
+        payload: Value,
+    },
+    Info(Info),
+    Leave {
+        ref_: Option<Ref>,
+    },
+}
+
+/// What a callback returned.
+enum Ran {
+    In { outcome: Outcome, ref_: Option<Ref> },
+    Settled(Result<(), StopReason>),
+}
+
+type Panic = Box<dyn std::any::Any + Send>;
+
+/// A finished callback: the channel it owned, the scope it used, and its result.
+pub(crate) struct Done {
+    topic: Arc<str>,
+    id: u64,
+    channel: Box<dyn Channel>,
+    scope: Scope,
+    result: Result<Ran, Panic>,
+}
+
+/// A callback that awaited, polled by the connection's task until it is [`Done`].
+pub(crate) type Running = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// Runs one job's callback on a channel it owns meanwhile.
+fn run(
+    topic: Arc<str>,
+    id: u64,
+    join_ref: Option<Ref>,
+    mut channel: Box<dyn Channel>,
+    mut scope: Scope,
+    job: Job,
+) -> Running {
+    Box::pin(async move {
+        let result = {
+            let msg_ref = match &job {
+                Job::In { ref_, .. } => ref_.clone(),
+                _ => None,
+            };
+            let mut ctx = Context {
+                topic: &topic,
+                join_ref: join_ref.as_ref(),
+                msg_ref: msg_ref.as_ref(),
+                scope: &mut scope,
+            };
+            let channel = &mut channel;
+            AssertUnwindSafe(async move {
+                match job {
+                    Job::AfterJoin => Ran::Settled(channel.after_join(&mut ctx).await),
+                    Job::In {
+                        event,
+                        payload,
+                        ref_,
+                    } => {
+                        let started = Instant::now();
+                        let outcome = channel.handle_in(&event, payload, &mut ctx).await;
+                        let took = started.elapsed();
+                        ctx.scope.endpoint.metrics().handle_in(&event, took);
+                        Ran::In { outcome, ref_ }
+                    }
+                    Job::Out { event, payload } => {
+                        Ran::Settled(channel.handle_out(&event, payload, &mut ctx).await)
+                    }
+                    Job::Info(info) => Ran::Settled(channel.handle_info(info, &mut ctx).await),
+                    // Leaves are handled by the connection, never run here.
+                    Job::Leave { .. } => Ran::Settled(Ok(())),
+                }
+            })
+            .catch_unwind()
+            .await
+        };
+        Done {
+            topic,
+            id,
+            channel,
+            scope,
+            result,
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.events_tx = Some(tx.clone());
-        self.events_rx = Some(rx);
-        tx
-    }
+    })
 }
 
 struct Joined {
-    join_ref: Option<Arc<str>>,
-    channel: Box<dyn Channel>,
+    /// Tells this instance from a later join of the same topic (join_refs may be null).
+    id: u64,
+    join_ref: Option<Ref>,
+    intercepts: &'static [&'static str],
+    /// `None` while one of its callbacks runs.
+    channel: Option<Box<dyn Channel>>,
+    /// Work waiting for that callback to return.
+    backlog: VecDeque<Job>,
 }
 
 /// One client connection's channels and the rules that govern them.
 pub(crate) struct Connection {
     pub(crate) link: Link,
     channels: FxHashMap<Arc<str>, Joined>,
+    /// Callbacks that awaited; created when the first one does.
+    pub(crate) running: Option<FuturesUnordered<Running>>,
+    next_id: u64,
+    /// Whether a join ever succeeded (for the join deadline).
+    joined_once: bool,
     socket: Arc<dyn Socket>,
     socket_id: Option<Arc<str>>,
 }
@@ -172,8 +363,18 @@ fn reason_payload(reason: &str) -> OutPayload {
     OutPayload::Json(JsonObject::from_map(&map))
 }
 
-fn same_join(msg_join_ref: Option<&str>, joined: &Joined) -> bool {
-    msg_join_ref.is_none_or(|r| joined.join_ref.as_deref() == Some(r))
+fn same_join(msg_join_ref: Option<&Ref>, joined: &Joined) -> bool {
+    msg_join_ref.is_none_or(|r| joined.join_ref.as_deref() == Some(r.as_str()))
+}
+
+/// Waits for the next parked callback to finish; never resolves when none is parked.
+pub(crate) async fn next_done(running: &mut Option<FuturesUnordered<Running>>) -> Done {
+    if let Some(running) = running
+        && let Some(done) = running.next().await
+    {
+        return done;
+    }
+    std::future::pending().await
 }
 
 impl Connection {
@@ -205,6 +406,9 @@ impl Connection {
                 events_rx: None,
             },
             channels: FxHashMap::default(),
+            running: None,
+            next_id: 0,
+            joined_once: false,
             socket,
             socket_id,
         };
@@ -217,10 +421,12 @@ impl Connection {
         let message = match self.link.serializer.decode(kind, data) {
             Ok(message) => message,
             Err(error) => {
-                // Nothing in the frame can be trusted to address a reply; the connection and its
-                // channels stay up.
+                // Nothing in the frame can be trusted to address a reply. Phoenix's socket crashes
+                // on such a frame, taking every channel of the connection with it; here the frame
+                // is dropped, counted, and logged at a bounded rate, and the connection and its
+                // channels stay up: a client bug in one message costs that message only.
                 self.link.endpoint.metrics().malformed_frame();
-                tracing::warn!(%error, "malformed frame from client ignored");
+                limited_warn!(%error, "malformed frame from client ignored");
                 return Control::Continue;
             }
         };
@@ -228,199 +434,312 @@ impl Connection {
             self.link.out.push(
                 self.link
                     .serializer
-                    .heartbeat_reply(message.ref_.as_deref()),
+                    .heartbeat_reply(message.ref_.as_ref().map(Ref::view)),
             );
             return Control::Continue;
         }
         match message.event.as_str() {
-            PHX_JOIN => self.join(message).await,
+            PHX_JOIN => {
+                self.join(message).await;
+                Control::Continue
+            }
             PHX_LEAVE => self.leave(message).await,
             _ => self.handle_in(message).await,
         }
-        Control::Continue
+    }
+
+    /// Whether a join ever succeeded on this connection.
+    pub(crate) fn ever_joined(&self) -> bool {
+        self.joined_once
+    }
+
+    /// Removes a channel from the table, forgetting its backlog.
+    fn remove(&mut self, topic: &str) -> Option<Joined> {
+        let joined = self.channels.remove(topic)?;
+        if !joined.backlog.is_empty() {
+            self.link
+                .endpoint
+                .metrics()
+                .backlog_drained(joined.backlog.len());
+        }
+        Some(joined)
     }
 
     async fn join(&mut self, message: Message) {
         let topic: Arc<str> = Arc::from(message.topic.as_str());
-        let join_ref: Option<Arc<str>> = message
-            .join_ref
-            .as_deref()
-            .or(message.ref_.as_deref())
-            .map(Arc::from);
-        let ref_ = message.ref_.as_deref();
-        if let Some(existing) = self.channels.remove(&topic) {
+        // The reply echoes the join's own join_ref, null included; the channel goes by it, or by
+        // the join's ref when it is null (V1 clients send none), as Phoenix does.
+        let reply_join_ref = message.join_ref.as_ref();
+        let join_ref: Option<Ref> = message.join_ref.clone().or_else(|| message.ref_.clone());
+        let ref_ = message.ref_.as_ref();
+        if let Some(existing) = self.remove(&topic) {
             tracing::debug!(%topic, "duplicate join: closing the previous channel");
             self.end(&topic, existing, StopReason::DuplicateJoin).await;
         }
         if self.channels.len() >= self.link.endpoint.config().max_channels {
+            metrics::channel_join(&self.socket.route(&topic), "too_many_channels");
             let reply = Reply::error(reason_payload("too many channels joined"));
-            self.link.reply(join_ref.as_deref(), ref_, &topic, &reply);
+            self.link.reply(reply_join_ref, ref_, &topic, &reply);
             return;
         }
         let Some(mut channel) = self.socket.channel(&topic) else {
-            tracing::warn!(%topic, "join refused: no channel serves this topic");
+            limited_warn!(%topic, "join refused: no channel serves this topic");
+            metrics::channel_join("unmatched", "unmatched");
             let reply = Reply::error(reason_payload("unmatched topic"));
             self.link.reply(None, ref_, &topic, &reply);
             return;
         };
+        let mut scope = self.link.scope();
         let joined = {
             let mut ctx = Context {
                 topic: &topic,
                 join_ref: join_ref.as_ref(),
                 msg_ref: ref_,
-                link: &mut self.link,
+                scope: &mut scope,
             };
             AssertUnwindSafe(channel.join(&topic, message.payload, &mut ctx))
                 .catch_unwind()
                 .await
         };
+        self.link.absorb(&topic, scope);
+        let result = match &joined {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "error",
+            Err(_) => "crashed",
+        };
+        metrics::channel_join(&self.socket.route(&topic), result);
         match joined {
             Ok(Ok(response)) => {
+                self.joined_once = true;
                 self.link.endpoint.metrics().joined();
                 self.link
                     .endpoint
                     .pubsub()
                     .subscribe(&topic, &self.link.mailbox);
                 self.link
-                    .reply(join_ref.as_deref(), ref_, &topic, &Reply::ok(response));
-                let mut joined = Joined { join_ref, channel };
-                let after = {
-                    let mut ctx = Context {
-                        topic: &topic,
-                        join_ref: joined.join_ref.as_ref(),
-                        msg_ref: None,
-                        link: &mut self.link,
-                    };
-                    AssertUnwindSafe(joined.channel.after_join(&mut ctx))
-                        .catch_unwind()
-                        .await
+                    .reply(reply_join_ref, ref_, &topic, &Reply::ok(response));
+                let id = self.next_id;
+                self.next_id += 1;
+                let joined = Joined {
+                    id,
+                    join_ref,
+                    intercepts: channel.intercepts(),
+                    channel: Some(channel),
+                    backlog: VecDeque::new(),
                 };
                 self.channels.insert(topic.clone(), joined);
-                self.settle(&topic, after).await;
+                self.start(&topic, Job::AfterJoin).await;
             }
             Ok(Err(response)) => {
                 self.link.unsubscribe_all_extra(&topic);
                 self.link
-                    .reply(join_ref.as_deref(), ref_, &topic, &Reply::error(response));
+                    .reply(reply_join_ref, ref_, &topic, &Reply::error(response));
             }
             Err(_) => {
                 self.link.endpoint.metrics().channel_crashed();
                 tracing::error!(%topic, "channel panicked while joining");
                 self.link.unsubscribe_all_extra(&topic);
                 let reply = Reply::error(reason_payload("join crashed"));
-                self.link.reply(join_ref.as_deref(), ref_, &topic, &reply);
+                self.link.reply(reply_join_ref, ref_, &topic, &reply);
             }
         }
     }
 
-    async fn leave(&mut self, message: Message) {
-        let ref_ = message.ref_.as_deref();
+    async fn leave(&mut self, message: Message) -> Control {
         let topic: Arc<str> = Arc::from(message.topic.as_str());
         let current = self
             .channels
             .get(&topic)
-            .map(|joined| same_join(message.join_ref.as_deref(), joined));
+            .map(|joined| same_join(message.join_ref.as_ref(), joined));
         match current {
+            // In order with the channel's other messages.
             Some(true) => {
-                let Some(joined) = self.channels.remove(&topic) else {
-                    return;
-                };
-                let join_ref = joined.join_ref.clone();
+                self.dispatch(&topic, Job::Leave { ref_: message.ref_ })
+                    .await
+            }
+            // A leave for an older join of this topic: the client raced a server close.
+            Some(false) => Control::Continue,
+            None => {
                 self.link.reply(
-                    join_ref.as_deref(),
-                    ref_,
+                    message.join_ref.as_ref(),
+                    message.ref_.as_ref(),
                     &topic,
                     &Reply::ok(OutPayload::empty()),
                 );
-                self.end(&topic, joined, StopReason::Left).await;
+                Control::Continue
             }
-            // A leave for an older join of this topic: the client raced a server close.
-            Some(false) => {}
-            None => self.link.reply(
-                message.join_ref.as_deref(),
-                ref_,
-                &topic,
-                &Reply::ok(OutPayload::empty()),
-            ),
         }
     }
 
-    async fn handle_in(&mut self, message: Message) {
+    async fn handle_in(&mut self, message: Message) -> Control {
         let topic: Arc<str> = Arc::from(message.topic.as_str());
-        let ref_ = message.ref_.as_deref();
-        let Some(joined) = self.channels.get_mut(&topic) else {
+        let Some(joined) = self.channels.get(&topic) else {
+            // Phoenix answers a push to a topic not joined with a null join_ref.
             let reply = Reply::error(reason_payload("unmatched topic"));
-            self.link
-                .reply(message.join_ref.as_deref(), ref_, &topic, &reply);
-            return;
+            self.link.reply(None, message.ref_.as_ref(), &topic, &reply);
+            return Control::Continue;
         };
-        if !same_join(message.join_ref.as_deref(), joined) {
+        if !same_join(message.join_ref.as_ref(), joined) {
             // Addressed to an earlier join of this topic: stale, dropped as Phoenix does.
-            return;
+            return Control::Continue;
         }
-        let join_ref = joined.join_ref.clone();
-        let outcome = {
-            let mut ctx = Context {
-                topic: &topic,
-                join_ref: join_ref.as_ref(),
-                msg_ref: ref_,
-                link: &mut self.link,
-            };
-            AssertUnwindSafe(
-                joined
-                    .channel
-                    .handle_in(&message.event, message.payload, &mut ctx),
-            )
-            .catch_unwind()
-            .await
+        let job = Job::In {
+            event: message.event,
+            payload: message.payload,
+            ref_: message.ref_,
         };
-        match outcome {
-            Ok(Outcome::NoReply) => {}
-            Ok(Outcome::Reply(reply)) => {
-                self.link.reply(join_ref.as_deref(), ref_, &topic, &reply);
+        self.dispatch(&topic, job).await
+    }
+
+    /// Runs `job` on the channel of `topic` now if it is idle, or queues it behind the callback
+    /// that is running; a full backlog closes the connection.
+    async fn dispatch(&mut self, topic: &Arc<str>, job: Job) -> Control {
+        let Some(joined) = self.channels.get_mut(topic) else {
+            return Control::Continue;
+        };
+        if joined.channel.is_some() && joined.backlog.is_empty() {
+            self.start(topic, job).await;
+            return Control::Continue;
+        }
+        let limit = self.link.endpoint.config().channel_backlog;
+        if joined.backlog.len() >= limit {
+            self.link.endpoint.metrics().backlog_overflowed();
+            limited_warn!(%topic, limit, "channel backlog overflowed; closing the connection");
+            return Control::Close(CloseReason::BACKLOG);
+        }
+        joined.backlog.push_back(job);
+        self.link.endpoint.metrics().backlog_queued();
+        Control::Continue
+    }
+
+    /// Runs `job`, then the channel's backlog, for as long as the callbacks complete without
+    /// waiting; the first that waits is parked in [`Connection::running`].
+    async fn start(&mut self, topic: &Arc<str>, mut job: Job) {
+        loop {
+            let Some(joined) = self.channels.get_mut(topic) else {
+                return;
+            };
+            let Some(channel) = joined.channel.take() else {
+                joined.backlog.push_front(job);
+                self.link.endpoint.metrics().backlog_queued();
+                return;
+            };
+            if let Job::Leave { ref_ } = job {
+                joined.channel = Some(channel);
+                self.leave_now(topic, ref_.as_ref()).await;
+                return;
             }
-            Ok(Outcome::Stop(reason, reply)) => {
-                if let Some(reply) = reply {
-                    self.link.reply(join_ref.as_deref(), ref_, &topic, &reply);
-                }
-                if let Some(joined) = self.channels.remove(&topic) {
-                    self.end(&topic, joined, reason).await;
+            let mut running = run(
+                topic.clone(),
+                joined.id,
+                joined.join_ref.clone(),
+                channel,
+                self.link.scope(),
+                job,
+            );
+            match futures::poll!(running.as_mut()) {
+                Poll::Ready(done) => self.complete(done).await,
+                Poll::Pending => {
+                    self.running
+                        .get_or_insert_with(FuturesUnordered::new)
+                        .push(running);
+                    return;
                 }
             }
-            Err(_) => self.crashed(&topic, &message.event),
+            match self.next_job(topic) {
+                Some(next) => job = next,
+                None => return,
+            }
         }
     }
 
-    /// Applies the result of a callback that may ask to stop, or may have panicked.
-    ///
-    /// Ending the channel runs in a boxed future: it is rare, and this function sits inside the
-    /// broadcast path, whose future every idle connection's task reserves room for.
-    async fn settle(
-        &mut self,
-        topic: &Arc<str>,
-        result: Result<Result<(), StopReason>, Box<dyn std::any::Any + Send>>,
-    ) {
+    /// The next job of an idle channel's backlog.
+    fn next_job(&mut self, topic: &Arc<str>) -> Option<Job> {
+        let joined = self.channels.get_mut(topic)?;
+        joined.channel.as_ref()?;
+        let job = joined.backlog.pop_front()?;
+        self.link.endpoint.metrics().backlog_drained(1);
+        Some(job)
+    }
+
+    /// A parked callback finished: apply it, then go on with its channel's backlog.
+    pub(crate) async fn finished(&mut self, done: Done) -> Control {
+        let topic = done.topic.clone();
+        self.complete(done).await;
+        if let Some(job) = self.next_job(&topic) {
+            self.start(&topic, job).await;
+        }
+        Control::Continue
+    }
+
+    /// Applies a finished callback: puts its channel back and acts on its result.
+    async fn complete(&mut self, done: Done) {
+        let Done {
+            topic,
+            id,
+            channel,
+            scope,
+            result,
+        } = done;
+        let Some(joined) = self.channels.get_mut(&topic).filter(|j| j.id == id) else {
+            // The channel was replaced or closed while its callback ran: the instance ends here.
+            return;
+        };
+        joined.channel = Some(channel);
+        let join_ref = joined.join_ref.clone();
+        self.link.absorb(&topic, scope);
         match result {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => {
-                if let Some(joined) = self.channels.remove(topic) {
-                    Box::pin(self.end(topic, joined, reason)).await;
+            Ok(Ran::In { outcome, ref_ }) => match outcome {
+                Outcome::NoReply => {}
+                Outcome::Reply(reply) => {
+                    self.link
+                        .reply(join_ref.as_ref(), ref_.as_ref(), &topic, &reply);
+                }
+                Outcome::Stop(reason, reply) => {
+                    if let Some(reply) = reply {
+                        self.link
+                            .reply(join_ref.as_ref(), ref_.as_ref(), &topic, &reply);
+                    }
+                    if let Some(joined) = self.remove(&topic) {
+                        Box::pin(self.end(&topic, joined, reason)).await;
+                    }
+                }
+            },
+            Ok(Ran::Settled(Ok(()))) => {}
+            Ok(Ran::Settled(Err(reason))) => {
+                if let Some(joined) = self.remove(&topic) {
+                    Box::pin(self.end(&topic, joined, reason)).await;
                 }
             }
-            Err(_) => self.crashed(topic, "callback"),
+            Err(_) => self.crashed(&topic),
         }
+    }
+
+    /// The client's `phx_leave`, when the channel's earlier messages are done.
+    async fn leave_now(&mut self, topic: &Arc<str>, ref_: Option<&Ref>) {
+        let Some(joined) = self.remove(topic) else {
+            return;
+        };
+        let join_ref = joined.join_ref.clone();
+        self.link.reply(
+            join_ref.as_ref(),
+            ref_,
+            topic,
+            &Reply::ok(OutPayload::empty()),
+        );
+        Box::pin(self.end(topic, joined, StopReason::Left)).await;
     }
 
     /// A callback panicked: the channel is gone, its client is told `phx_error` and will rejoin.
-    fn crashed(&mut self, topic: &Arc<str>, during: &str) {
+    fn crashed(&mut self, topic: &Arc<str>) {
         self.link.endpoint.metrics().channel_crashed();
-        tracing::error!(%topic, during, "channel panicked; sending phx_error");
-        if let Some(joined) = self.channels.remove(topic) {
+        tracing::error!(%topic, "channel panicked; sending phx_error");
+        if let Some(joined) = self.remove(topic) {
             self.forget(topic);
             let frame = self
                 .link
                 .serializer
-                .channel_error(joined.join_ref.as_deref(), topic);
+                .channel_error(joined.join_ref.as_ref().map(Ref::view), topic);
             self.link.out.push(frame);
             drop(joined);
         }
@@ -436,35 +755,38 @@ impl Connection {
         }
     }
 
-    /// Ends a channel that was removed from the table: `terminate` on graceful ends, then
-    /// `phx_close` or `phx_error` to the client.
-    async fn end(&mut self, topic: &Arc<str>, mut joined: Joined, reason: StopReason) {
-        if reason.is_graceful() {
+    /// Ends a channel that was removed from the table: `terminate` on graceful ends (unless a
+    /// callback of it is still running, which then ends with it), then `phx_close` or
+    /// `phx_error` to the client.
+    async fn end(&mut self, topic: &Arc<str>, joined: Joined, reason: StopReason) {
+        if let (true, Some(mut channel)) = (reason.is_graceful(), joined.channel) {
+            let mut scope = self.link.scope();
             let terminated = {
                 let mut ctx = Context {
                     topic,
                     join_ref: joined.join_ref.as_ref(),
                     msg_ref: None,
-                    link: &mut self.link,
+                    scope: &mut scope,
                 };
-                AssertUnwindSafe(joined.channel.terminate(&reason, &mut ctx))
+                AssertUnwindSafe(channel.terminate(&reason, &mut ctx))
                     .catch_unwind()
                     .await
             };
             if terminated.is_err() {
                 tracing::error!(%topic, "channel panicked in terminate");
             }
+            self.link.absorb(topic, scope);
         }
         self.forget(topic);
         let frame = if reason.is_graceful() {
             self.link
                 .serializer
-                .close(joined.join_ref.as_deref(), topic)
+                .close(joined.join_ref.as_ref().map(Ref::view), topic)
         } else {
             tracing::warn!(%topic, ?reason, "channel stopped with an error");
             self.link
                 .serializer
-                .channel_error(joined.join_ref.as_deref(), topic)
+                .channel_error(joined.join_ref.as_ref().map(Ref::view), topic)
         };
         if reason != StopReason::Closed {
             self.link.out.push(frame);
@@ -480,52 +802,49 @@ impl Connection {
             }
             return Control::Continue;
         }
-        if self.channels.contains_key(&topic) {
-            self.deliver_broadcast(&topic, &message).await;
+        if self.channels.contains_key(&topic)
+            && let Control::Close(reason) = self.deliver_broadcast(&topic, &message).await
+        {
+            return Control::Close(reason);
         }
-        let askers = self.link.extra.get(&topic).cloned().unwrap_or_default();
+        let Some(askers) = self.link.extra.get(&topic).cloned() else {
+            return Control::Continue;
+        };
         for asker in askers {
-            self.info(&asker, None, Info::PubSub(message.clone())).await;
+            let info = Info::PubSub(message.clone());
+            if let Control::Close(reason) = self.info(&asker, None, info).await {
+                return Control::Close(reason);
+            }
         }
         Control::Continue
     }
 
-    async fn deliver_broadcast(&mut self, topic: &Arc<str>, message: &pubsub::Message) {
+    async fn deliver_broadcast(&mut self, topic: &Arc<str>, message: &pubsub::Message) -> Control {
         let Some(broadcast) = endpoint::decode(&message.payload) else {
             tracing::warn!(%topic, "message on a channel topic is not a broadcast; ignored");
-            return;
+            return Control::Continue;
         };
-        let Some(joined) = self.channels.get_mut(topic) else {
-            return;
+        let Some(joined) = self.channels.get(topic) else {
+            return Control::Continue;
         };
-        let event = broadcast.event().to_owned();
         let intercepted = broadcast.frame.kind == FrameKind::Text
-            && joined.channel.intercepts().contains(&event.as_str());
+            && joined.intercepts.contains(&broadcast.event());
         if intercepted {
+            let event = broadcast.event().to_owned();
             let payload = match Serializer::V2.decode(broadcast.frame.kind, broadcast.frame.data) {
                 Ok(Message {
                     payload: Payload::Json(value),
                     ..
                 }) => value,
-                _ => return,
+                _ => return Control::Continue,
             };
-            let join_ref = joined.join_ref.clone();
-            let result = {
-                let mut ctx = Context {
-                    topic,
-                    join_ref: join_ref.as_ref(),
-                    msg_ref: None,
-                    link: &mut self.link,
-                };
-                AssertUnwindSafe(joined.channel.handle_out(&event, payload, &mut ctx))
-                    .catch_unwind()
-                    .await
-            };
-            self.settle(topic, result).await;
-            return;
+            return Box::pin(self.dispatch(topic, Job::Out { event, payload })).await;
         }
         match (self.link.serializer, broadcast.frame.kind) {
-            (Serializer::V2, _) => self.link.out.push(broadcast.frame),
+            (Serializer::V2, _) => {
+                self.link.endpoint.metrics().broadcast_delivered();
+                self.link.out.push(broadcast.frame);
+            }
             (Serializer::V1, FrameKind::Text) => {
                 let data = message.derived(|payload| {
                     endpoint::decode(payload)
@@ -534,6 +853,7 @@ impl Connection {
                         .unwrap_or_default()
                 });
                 if !data.is_empty() {
+                    self.link.endpoint.metrics().broadcast_delivered();
                     self.link.out.push(Frame {
                         kind: FrameKind::Text,
                         data,
@@ -542,28 +862,17 @@ impl Connection {
             }
             (Serializer::V1, FrameKind::Binary) => {}
         }
+        Control::Continue
     }
 
-    async fn info(&mut self, topic: &Arc<str>, join_ref: Option<&Arc<str>>, info: Info) {
-        let Some(joined) = self.channels.get_mut(topic) else {
-            return;
+    async fn info(&mut self, topic: &Arc<str>, join_ref: Option<&Ref>, info: Info) -> Control {
+        let Some(joined) = self.channels.get(topic) else {
+            return Control::Continue;
         };
         if join_ref.is_some() && join_ref != joined.join_ref.as_ref() {
-            return;
+            return Control::Continue;
         }
-        let own_join_ref = joined.join_ref.clone();
-        let result = {
-            let mut ctx = Context {
-                topic,
-                join_ref: own_join_ref.as_ref(),
-                msg_ref: None,
-                link: &mut self.link,
-            };
-            AssertUnwindSafe(joined.channel.handle_info(info, &mut ctx))
-                .catch_unwind()
-                .await
-        };
-        self.settle(topic, result).await;
+        Box::pin(self.dispatch(topic, Job::Info(info))).await
     }
 
     /// Handles a request queued from another task through a channel handle.
@@ -584,8 +893,10 @@ impl Connection {
                 payload,
             } => {
                 if self.is_current(&topic, join_ref.as_ref()) {
-                    self.link.push(join_ref, &topic, &event, &payload);
+                    self.link.endpoint.metrics().pushed();
+                    self.link.push(join_ref.as_ref(), &topic, &event, &payload);
                 }
+                Control::Continue
             }
             ConnEvent::Reply {
                 topic,
@@ -595,24 +906,26 @@ impl Connection {
             } => {
                 if self.is_current(&topic, join_ref.as_ref()) {
                     self.link
-                        .reply(join_ref.as_deref(), ref_.as_deref(), &topic, &reply);
+                        .reply(join_ref.as_ref(), ref_.as_ref(), &topic, &reply);
                 }
+                Control::Continue
             }
         }
-        Control::Continue
     }
 
-    fn is_current(&self, topic: &str, join_ref: Option<&Arc<str>>) -> bool {
+    fn is_current(&self, topic: &str, join_ref: Option<&Ref>) -> bool {
         self.channels
             .get(topic)
             .is_some_and(|j| j.join_ref.as_ref() == join_ref)
     }
 
-    /// Ends every channel because the connection is going away.
+    /// Ends every channel because the connection is going away; callbacks still running are
+    /// dropped with their channels.
     pub(crate) async fn close(&mut self) {
+        self.running = None;
         let topics: Vec<Arc<str>> = self.channels.keys().cloned().collect();
         for topic in topics {
-            if let Some(joined) = self.channels.remove(&topic) {
+            if let Some(joined) = self.remove(&topic) {
                 self.end(&topic, joined, StopReason::Closed).await;
             }
         }
@@ -626,6 +939,14 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        for joined in self.channels.values() {
+            if !joined.backlog.is_empty() {
+                self.link
+                    .endpoint
+                    .metrics()
+                    .backlog_drained(joined.backlog.len());
+            }
+        }
         self.link.endpoint.metrics().connection_closed();
         self.link.endpoint.connection_closed();
     }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::codec::OutPayload;
+use pubsub::Mailbox;
+
+use crate::codec::{self, Frame, OutPayload, Ref, Serializer};
 use crate::server::channel::Reply;
-use crate::server::connection::Link;
 use crate::server::endpoint::Endpoint;
 use crate::server::socket::Assigns;
 
@@ -16,29 +17,60 @@ use crate::server::socket::Assigns;
 pub(crate) enum ConnEvent {
     Info {
         topic: Arc<str>,
-        join_ref: Option<Arc<str>>,
+        join_ref: Option<Ref>,
         info: Box<dyn Any + Send>,
     },
     Push {
         topic: Arc<str>,
-        join_ref: Option<Arc<str>>,
+        join_ref: Option<Ref>,
         event: String,
         payload: OutPayload,
     },
     Reply {
         topic: Arc<str>,
-        join_ref: Option<Arc<str>>,
-        ref_: Option<String>,
+        join_ref: Option<Ref>,
+        ref_: Option<Ref>,
         reply: Reply,
     },
+}
+
+/// What one running callback owns of its connection: everything a [`Context`] needs, so that a
+/// callback that awaits holds no borrow of the connection, whose task goes on serving the socket's
+/// other channels, its heartbeats and its broadcasts meanwhile. The connection applies what the
+/// callback did (frames to send, subscriptions) when it returns.
+pub(crate) struct Scope {
+    pub(crate) serializer: Serializer,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) mailbox: Mailbox,
+    pub(crate) assigns: Assigns,
+    /// Frames pushed by the callback, sent when it returns.
+    pub(crate) out: Vec<Frame>,
+    /// `(topic, subscribe?)` requests, applied in order when the callback returns.
+    pub(crate) subscriptions: Vec<(String, bool)>,
+    /// The connection's queue for [`ChannelHandle`]s, when it has one.
+    pub(crate) events: Option<mpsc::UnboundedSender<ConnEvent>>,
+    /// A queue this callback had to create because the connection had none yet.
+    pub(crate) new_events: Option<mpsc::UnboundedReceiver<ConnEvent>>,
+}
+
+impl Scope {
+    fn events(&mut self) -> mpsc::UnboundedSender<ConnEvent> {
+        if let Some(tx) = &self.events {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.events = Some(tx.clone());
+        self.new_events = Some(rx);
+        tx
+    }
 }
 
 /// The view a channel callback has of its channel and connection.
 pub struct Context<'a> {
     pub(crate) topic: &'a Arc<str>,
-    pub(crate) join_ref: Option<&'a Arc<str>>,
-    pub(crate) msg_ref: Option<&'a str>,
-    pub(crate) link: &'a mut Link,
+    pub(crate) join_ref: Option<&'a Ref>,
+    pub(crate) msg_ref: Option<&'a Ref>,
+    pub(crate) scope: &'a mut Scope,
 }
 
 impl Context<'_> {
@@ -49,55 +81,72 @@ impl Context<'_> {
 
     /// The `ref` of the join that opened this channel instance.
     pub fn join_ref(&self) -> Option<&str> {
-        self.join_ref.map(|r| &**r)
+        self.join_ref.map(Ref::as_str)
     }
 
     /// What the socket's `connect` stored for this connection.
     pub fn assigns(&self) -> &Assigns {
-        &self.link.assigns
+        &self.scope.assigns
     }
 
     /// The endpoint, for broadcasts to other topics and access to pubsub.
     pub fn endpoint(&self) -> &Endpoint {
-        &self.link.endpoint
+        &self.scope.endpoint
     }
 
-    /// Sends `event` to this channel's client only.
+    /// Sends `event` to this channel's client only. The frame leaves when the callback returns,
+    /// in order with its reply; a callback that awaits for long and must tell its client
+    /// something first pushes through a [`handle`](Context::handle) instead.
     pub fn push(&mut self, event: &str, payload: impl Into<OutPayload>) {
         let payload = payload.into();
-        self.link
-            .push(self.join_ref.cloned(), self.topic, event, &payload);
+        let frame = codec::Push {
+            join_ref: self.join_ref.map(Ref::view),
+            topic: self.topic,
+            event,
+            payload: &payload,
+        }
+        .encode(self.scope.serializer);
+        match frame {
+            Ok(frame) => {
+                self.scope.endpoint.metrics().pushed();
+                self.scope.out.push(frame);
+            }
+            Err(error) => {
+                tracing::error!(%error, topic = %self.topic, event, "frame could not be encoded")
+            }
+        }
     }
 
     /// Sends `event` to every subscriber of this topic on every node, this client included.
     pub fn broadcast(&self, event: &str, payload: impl Into<OutPayload>) {
-        self.link
+        self.scope
             .endpoint
             .broadcast(self.topic, event, &payload.into());
     }
 
     /// Sends `event` to every subscriber of this topic on every node except this client.
     pub fn broadcast_from(&self, event: &str, payload: impl Into<OutPayload>) {
-        self.link
+        self.scope
             .endpoint
-            .broadcast_from(&self.link.mailbox, self.topic, event, &payload.into());
+            .broadcast_from(&self.scope.mailbox, self.topic, event, &payload.into());
     }
 
     /// Delivers messages published on `topic` to this channel's
-    /// [`handle_info`](crate::server::Channel::handle_info) until it ends or unsubscribes.
+    /// [`handle_info`](crate::server::Channel::handle_info) until it ends or unsubscribes
+    /// (from when the callback returns).
     pub fn subscribe(&mut self, topic: &str) {
-        self.link.subscribe_extra(self.topic, topic);
+        self.scope.subscriptions.push((topic.to_owned(), true));
     }
 
     /// Stops what [`subscribe`](Context::subscribe) started.
     pub fn unsubscribe(&mut self, topic: &str) {
-        self.link.unsubscribe_extra(self.topic, topic);
+        self.scope.subscriptions.push((topic.to_owned(), false));
     }
 
     /// A handle to reach this channel instance later from any task.
     pub fn handle(&mut self) -> ChannelHandle {
         ChannelHandle {
-            tx: self.link.events(),
+            tx: self.scope.events(),
             topic: self.topic.clone(),
             join_ref: self.join_ref.cloned(),
         }
@@ -106,7 +155,7 @@ impl Context<'_> {
     /// A handle to answer the message being handled later (return
     /// [`Outcome::NoReply`](crate::server::Outcome::NoReply) now). `None` outside `handle_in`.
     pub fn reply_ref(&mut self) -> Option<ReplyRef> {
-        let ref_ = self.msg_ref?.to_owned();
+        let ref_ = self.msg_ref?.clone();
         Some(ReplyRef {
             handle: self.handle(),
             ref_,
@@ -121,7 +170,7 @@ impl Context<'_> {
 pub struct ChannelHandle {
     tx: mpsc::UnboundedSender<ConnEvent>,
     topic: Arc<str>,
-    join_ref: Option<Arc<str>>,
+    join_ref: Option<Ref>,
 }
 
 impl ChannelHandle {
@@ -154,7 +203,7 @@ impl ChannelHandle {
 #[derive(Clone)]
 pub struct ReplyRef {
     handle: ChannelHandle,
-    ref_: String,
+    ref_: Ref,
 }
 
 impl ReplyRef {

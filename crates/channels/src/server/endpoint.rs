@@ -39,6 +39,12 @@ pub struct EndpointConfig {
     pub mailbox_capacity: usize,
     /// Channels one connection may have joined at once.
     pub max_channels: usize,
+    /// A WebSocket connection that has joined no channel this long after it opened is closed
+    /// (code 1008, "no channel joined"): a socket nobody uses still holds a descriptor.
+    pub join_timeout: Duration,
+    /// Messages that may wait for one channel while its callback runs; one more closes the
+    /// connection (code 1013), as a client that cannot keep up would be.
+    pub channel_backlog: usize,
     /// How long a LongPoll request waits for messages before answering 204.
     pub longpoll_window: Duration,
 }
@@ -52,8 +58,55 @@ impl Default for EndpointConfig {
             write_timeout: Duration::from_secs(10),
             mailbox_capacity: 1024,
             max_channels: 100,
+            channel_backlog: 128,
+            join_timeout: Duration::from_secs(60),
             longpoll_window: Duration::from_secs(10),
         }
+    }
+}
+
+/// The environment variables [`EndpointConfig::from_env`] reads, with the field each sets.
+pub const ENV_SETTINGS: &[(&str, &str)] = &[
+    ("MAX_FRAME_SIZE", "max_frame_size (bytes)"),
+    ("MAX_CHANNELS", "max_channels"),
+    ("CHANNEL_BACKLOG", "channel_backlog"),
+    ("JOIN_TIMEOUT_MS", "join_timeout (milliseconds)"),
+];
+
+impl EndpointConfig {
+    /// The defaults, with the limits an operator may set from the environment
+    /// ([`ENV_SETTINGS`]): `MAX_FRAME_SIZE`, `MAX_CHANNELS`, `CHANNEL_BACKLOG`,
+    /// `JOIN_TIMEOUT_MS`. Each must be a positive integer; an unset variable keeps the default.
+    pub fn from_env() -> Result<EndpointConfig, String> {
+        EndpointConfig::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](EndpointConfig::from_env) over any source of variables.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<EndpointConfig, String> {
+        let read = |name: &str| -> Result<Option<u64>, String> {
+            match var(name) {
+                None => Ok(None),
+                Some(text) => match text.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Some(n)),
+                    _ => Err(format!("{name} must be a positive integer, got {text:?}")),
+                },
+            }
+        };
+        let size = |n: u64| usize::try_from(n).map_err(|_| format!("{n} is too large"));
+        let mut config = EndpointConfig::default();
+        if let Some(n) = read("MAX_FRAME_SIZE")? {
+            config.max_frame_size = size(n)?;
+        }
+        if let Some(n) = read("MAX_CHANNELS")? {
+            config.max_channels = size(n)?;
+        }
+        if let Some(n) = read("CHANNEL_BACKLOG")? {
+            config.channel_backlog = size(n)?;
+        }
+        if let Some(n) = read("JOIN_TIMEOUT_MS")? {
+            config.join_timeout = Duration::from_millis(n);
+        }
+        Ok(config)
     }
 }
 
@@ -359,6 +412,38 @@ pub(crate) fn decode(payload: &Bytes) -> Option<Decoded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_read_from_the_environment_and_bad_values_named() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let config = EndpointConfig::from_vars(vars(&[
+            ("MAX_FRAME_SIZE", "2048"),
+            ("MAX_CHANNELS", "7"),
+            ("CHANNEL_BACKLOG", "9"),
+            ("JOIN_TIMEOUT_MS", "1500"),
+        ]))
+        .expect("valid settings");
+        assert_eq!(config.max_frame_size, 2048);
+        assert_eq!(config.max_channels, 7);
+        assert_eq!(config.channel_backlog, 9);
+        assert_eq!(config.join_timeout, Duration::from_millis(1500));
+        let defaults = EndpointConfig::from_vars(vars(&[])).expect("no settings");
+        assert_eq!(
+            defaults.max_channels,
+            EndpointConfig::default().max_channels
+        );
+        let error =
+            EndpointConfig::from_vars(vars(&[("MAX_CHANNELS", "0")])).expect_err("zero refused");
+        assert!(error.contains("MAX_CHANNELS"), "{error}");
+        assert!(EndpointConfig::from_vars(vars(&[("MAX_FRAME_SIZE", "big")])).is_err());
+    }
 
     #[test]
     fn envelope_round_trips_and_carries_the_v2_frame() {

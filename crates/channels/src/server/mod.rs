@@ -9,6 +9,7 @@ mod channel;
 pub(crate) mod connection;
 mod context;
 mod endpoint;
+pub(crate) mod log_limit;
 pub(crate) mod metrics;
 mod origin;
 mod socket;
@@ -16,6 +17,6 @@ pub mod transport;
 
 pub use channel::{Channel, Info, Outcome, Reply, StopReason, to_object};
 pub use context::{ChannelHandle, Context, ReplyRef};
-pub use endpoint::{DISCONNECT, DrainOptions, DrainReport, Endpoint, EndpointConfig};
+pub use endpoint::{DISCONNECT, DrainOptions, DrainReport, ENV_SETTINGS, Endpoint, EndpointConfig};
 pub use origin::{CheckOrigin, OriginError, OriginPattern};
 pub use socket::{Assigns, ConnectError, ConnectInfo, Params, Routes, Socket, topic_matches};

@@ -103,6 +103,17 @@ pub trait Socket: Send + Sync + 'static {
 
     /// A fresh channel for `topic`, or `None` when no channel serves it ("unmatched topic").
     fn channel(&self, topic: &str) -> Option<Box<dyn Channel>>;
+
+    /// The route that serves `topic`, as a metrics label: never the topic itself, which is
+    /// chosen by clients. The default is the topic's prefix up to its first `:` followed by `*`
+    /// (`cart:4f2` gives `cart:*`), or `other`; a socket built on [`Routes`] can answer
+    /// [`Routes::pattern`] instead.
+    fn route(&self, topic: &str) -> String {
+        match topic.split_once(':') {
+            Some((prefix, _)) if prefix.len() <= 64 => format!("{prefix}:*"),
+            _ => "other".to_owned(),
+        }
+    }
 }
 
 type Factory = Arc<dyn Fn(&str) -> Box<dyn Channel> + Send + Sync>;
@@ -138,6 +149,14 @@ impl Routes {
         );
         self.routes.push((pattern.to_owned(), Arc::new(factory)));
         self
+    }
+
+    /// The pattern of the first route matching `topic`.
+    pub fn pattern(&self, topic: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|(pattern, _)| topic_matches(pattern, topic))
+            .map(|(pattern, _)| pattern.as_str())
     }
 
     /// A channel for `topic` from the first matching route.

@@ -52,6 +52,32 @@ impl Channel for Echo {
     }
 }
 
+/// Joins anything. `sleep` waits `{"ms": ..}` before answering; every event is answered with
+/// `{"n": payload.n}`, so that a test can tell the replies apart and check their order.
+struct Slow;
+
+#[async_trait]
+impl Channel for Slow {
+    async fn join(
+        &mut self,
+        _: &str,
+        _: Payload,
+        _: &mut Context<'_>,
+    ) -> Result<OutPayload, OutPayload> {
+        Ok(OutPayload::empty())
+    }
+    async fn handle_in(&mut self, event: &str, payload: Payload, _: &mut Context<'_>) -> Outcome {
+        let Payload::Json(value) = payload else {
+            return Reply::error_reason("json only").into();
+        };
+        if event == "sleep" {
+            let ms = value["ms"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        Reply::ok_json(&json!({ "n": value["n"] })).into()
+    }
+}
+
 /// A running server: its address and endpoint.
 pub struct Server {
     pub addr: SocketAddr,
@@ -62,7 +88,9 @@ pub struct Server {
 pub async fn start(config: EndpointConfig) -> Server {
     let endpoint = Endpoint::new(pubsub::PubSub::new("test"), config);
     let socket = Arc::new(OpenSocket(
-        Routes::new().route("room:*", |_| Box::new(Echo) as Box<dyn Channel>),
+        Routes::new()
+            .route("room:*", |_| Box::new(Echo) as Box<dyn Channel>)
+            .route("slow:*", |_| Box::new(Slow) as Box<dyn Channel>),
     ));
     let app = axum::Router::new().nest(
         "/socket",
@@ -91,11 +119,24 @@ pub struct Client {
 impl Client {
     /// Connects to `server` with protocol version 2.
     pub async fn connect(server: &Server) -> Client {
-        let url = format!("ws://{}/socket/websocket?vsn=2.0.0", server.addr);
+        Client::connect_vsn(server, "2.0.0").await
+    }
+
+    /// Connects to `server` with protocol version `vsn`.
+    pub async fn connect_vsn(server: &Server, vsn: &str) -> Client {
+        let url = format!("ws://{}/socket/websocket?vsn={vsn}", server.addr);
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
         Client { ws, next_ref: 1 }
+    }
+
+    /// Sends one text frame as it is.
+    pub async fn send_raw(&mut self, frame: &str) {
+        self.ws
+            .send(Message::text(frame.to_owned()))
+            .await
+            .expect("frame sent");
     }
 
     /// Connects like [`Client::connect`] over a socket whose receive buffer is a few KiB (no
@@ -150,11 +191,27 @@ impl Client {
         }
     }
 
-    /// Joins `topic` and waits for the ok reply.
-    pub async fn join(&mut self, topic: &str) {
+    /// Joins `topic` and waits for the ok reply; returns the join_ref.
+    pub async fn join(&mut self, topic: &str) -> String {
         let r = self.send(None, topic, "phx_join", json!({})).await;
         let reply = self.recv(Duration::from_secs(5)).await;
         assert_eq!(reply[1], json!(r), "join reply: {reply}");
         assert_eq!(reply[4]["status"], "ok", "join reply: {reply}");
+        r
+    }
+
+    /// Waits for the close frame, failing the test after `limit`; returns its code and reason.
+    pub async fn closed(&mut self, limit: Duration) -> (u16, String) {
+        loop {
+            let message = tokio::time::timeout(limit, self.ws.next())
+                .await
+                .expect("the close frame arrives in time")
+                .expect("a close frame before the stream ends")
+                .expect("frame read");
+            if let Message::Close(frame) = message {
+                let frame = frame.expect("the close frame has a code");
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+        }
     }
 }

@@ -234,6 +234,7 @@ async fn run(
                 Err(Closed::Lagged) => Control::Close(crate::server::connection::CloseReason::LAGGED),
             },
             Some(event) = next_event(&mut connection.link.events_rx) => connection.handle_event(event).await,
+            done = crate::server::connection::next_done(&mut connection.running) => connection.finished(done).await,
             _ = check.tick() => {
                 if session.last_poll.lock().elapsed() > expiry {
                     tracing::debug!("longpoll session expired: nobody polled it");

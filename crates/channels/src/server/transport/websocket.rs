@@ -22,8 +22,9 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 use crate::codec::{Frame, FrameKind, Serializer};
-use crate::server::connection::{CloseReason, Connection, Control};
+use crate::server::connection::{self, CloseReason, Connection, Control};
 use crate::server::context::ConnEvent;
+use crate::server::log_limit::limited_warn;
 use crate::server::metrics;
 use crate::server::socket::Assigns;
 use crate::server::transport::Mount;
@@ -66,6 +67,36 @@ async fn next_event(rx: &mut Option<mpsc::UnboundedReceiver<ConnEvent>>) -> Opti
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// What a read error means: a close code to send the client (RFC 6455 §7.4.1: 1009 too big,
+/// 1007 a text frame that is not UTF-8, 1002 any other protocol violation), or the cause of a
+/// socket that is already gone.
+fn read_error(error: &axum::Error) -> Result<CloseReason, &'static str> {
+    let text = error.to_string();
+    if text.contains("too long") || text.contains("Space limit") {
+        return Ok(CloseReason {
+            code: 1009,
+            reason: "frame too large",
+        });
+    }
+    // A tab closed or a network lost ends the socket without a close frame.
+    if text.contains("without closing handshake") || text.contains("IO error") {
+        return Err("client went away");
+    }
+    if text.contains("UTF-8") || text.contains("utf-8") {
+        return Ok(CloseReason {
+            code: 1007,
+            reason: "invalid UTF-8",
+        });
+    }
+    if text.contains("protocol error") {
+        return Ok(CloseReason {
+            code: 1002,
+            reason: "protocol error",
+        });
+    }
+    Err("read failed")
 }
 
 fn to_ws(frame: Frame) -> Option<WsMessage> {
@@ -129,7 +160,10 @@ fn run(
         // The idle timer is re-armed only when it fires, from the time the client was last
         // heard: moving it on every frame would touch the shared timer wheel on every heartbeat.
         let mut heard_at = Instant::now();
-        let idle = tokio::time::sleep(idle_timeout);
+        // The same timer enforces the join deadline: a connection that joined nothing by then is
+        // closed (it holds a descriptor and memory and serves no page).
+        let join_deadline = heard_at + mount.endpoint.config().join_timeout;
+        let idle = tokio::time::sleep_until(join_deadline.min(heard_at + idle_timeout));
         tokio::pin!(idle);
         let mut drain = mount.endpoint.drain_signal();
         let closing = loop {
@@ -147,20 +181,23 @@ fn run(
                         heard_at = Instant::now();
                         Control::Continue
                     }
-                    Some(Ok(WsMessage::Close(_))) | None => break Err("client closed"),
-                    Some(Err(error)) => {
-                        let text = error.to_string();
-                        if text.contains("too long") || text.contains("Space limit") {
-                            tracing::warn!(%error, "frame larger than max_frame_size; closing");
-                            break Ok(CloseReason { code: 1009, reason: "frame too large" });
-                        }
-                        tracing::debug!(%error, "websocket read failed");
-                        // A tab closed or a network lost ends the socket without a close frame.
-                        if text.contains("without closing handshake") || text.contains("IO error") {
-                            break Err("client went away");
-                        }
-                        break Err("read failed");
+                    Some(Ok(WsMessage::Close(_))) => {
+                        // The close frame is answered (tungstenite queued the echo of the client's
+                        // code): a client's disconnect() ends cleanly, 1000 both ways.
+                        let _ = timeout(write_timeout, ws.flush()).await;
+                        break Err("client closed");
                     }
+                    None => break Err("client went away"),
+                    Some(Err(error)) => match read_error(&error) {
+                        Ok(reason) => {
+                            limited_warn!(%error, code = reason.code, "websocket protocol violation; closing");
+                            break Ok(reason);
+                        }
+                        Err(cause) => {
+                            tracing::debug!(%error, "websocket read failed");
+                            break Err(cause);
+                        }
+                    },
                 },
                 message = inbox.recv() => match message {
                     Ok(message) => connection.handle_message(message).await,
@@ -172,10 +209,21 @@ fn run(
                 Some(event) = next_event(&mut connection.link.events_rx) => {
                     Box::pin(connection.handle_event(event)).await
                 }
+                done = connection::next_done(&mut connection.running) => {
+                    Box::pin(connection.finished(done)).await
+                }
                 () = &mut idle => {
+                    let now = Instant::now();
                     let deadline = heard_at + idle_timeout;
-                    if deadline > Instant::now() {
-                        idle.as_mut().reset(deadline);
+                    if !connection.ever_joined() && join_deadline <= now {
+                        Control::Close(CloseReason::NO_JOIN)
+                    } else if deadline > now {
+                        let next = if connection.ever_joined() {
+                            deadline
+                        } else {
+                            deadline.min(join_deadline)
+                        };
+                        idle.as_mut().reset(next);
                         Control::Continue
                     } else {
                         Control::Close(CloseReason::IDLE)
