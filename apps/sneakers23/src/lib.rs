@@ -17,12 +17,13 @@
 //!
 //! - [`node`]: starting and stopping a node (`serve`), [`config`]: its settings;
 //! - [`listener`]: accepting connections, and refusing them cleanly when file descriptors run
-//!   out;
+//!   out; [`server`]: serving them with a header-read timeout and a cap per source address;
 //! - [`cluster`]: the node in a cluster (catching up after a broker outage);
 //! - [`web`]: pages, checkout, assets, control API, health and metrics on one [`web::AppState`];
 //! - [`sockets`]: the ProductSocket with its `product:*` and `cart:*` channels;
 //! - [`notifier`]: inventory changes to browsers; [`tokens`]: the signed cart and control token;
-//! - [`control`]: the operator CLI's client of the control API;
+//! - [`control`]: the operator CLI's client of the control API; [`logs`]: rate-limited log
+//!   lines for clients' bad input;
 //! - [`admin`]: the admin dashboard of live shoppers (CartTracker presence and its aggregate).
 
 pub mod admin;
@@ -35,12 +36,14 @@ pub mod db;
 pub mod inventory;
 pub mod level;
 pub mod listener;
+pub mod logs;
 pub mod model;
 pub mod node;
 pub mod notifier;
 pub mod reducer;
 pub mod replication;
 pub mod seed;
+pub mod server;
 pub mod sockets;
 pub mod tokens;
 pub mod web;

@@ -83,7 +83,10 @@ impl AppState {
 
 /// The whole application: browser pages (session pipeline), assets, health, metrics, the
 /// control API and `/product_socket`.
-pub fn router(state: AppState) -> Router {
+///
+/// `with_ops`: also serve `/health` and `/metrics` here (otherwise [`ops_router`] serves them
+/// on their own address).
+pub fn router(state: AppState, with_ops: bool) -> Router {
     let browser = Router::new()
         .route("/", get(pages::index))
         .route("/checkout", get(checkout::show).post(checkout::purchase))
@@ -95,11 +98,25 @@ pub fn router(state: AppState) -> Router {
         .merge(assets::router())
         .merge(ops::router(state.clone()))
         .merge(crate::admin::router(state.clone()))
-        .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
+        .merge(if with_ops {
+            ops_routes()
+        } else {
+            Router::new()
+        })
         .with_state(state.clone())
         .nest(
             "/product_socket",
             socket_router(state.endpoint.clone(), socket, Transports::websocket_only()),
         )
+}
+
+fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+}
+
+/// `/health` and `/metrics` alone, for the operations address (`OPS_LISTEN`).
+pub fn ops_router(state: AppState) -> Router {
+    ops_routes().with_state(state)
 }

@@ -113,6 +113,11 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser without a session for the server at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, cookie: None }
+    }
+
     /// `GET path`.
     pub async fn get(&mut self, path: &str) -> Response {
         self.request("GET", path, None).await
