@@ -368,6 +368,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         sessions,
         secret_key_base: Arc::from(config.secret_key_base.as_str()),
         admin: Arc::new(config.admin.clone()),
+        admin_logins: Arc::default(),
         env: config.env,
         max_cart_items: config.max_cart_items,
         ops_token: Arc::from(ops_token(&config.secret_key_base)),

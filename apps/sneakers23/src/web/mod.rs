@@ -59,6 +59,8 @@ pub struct AppState {
     pub secret_key_base: Arc<str>,
     /// The admin dashboard's HTTP Basic credentials.
     pub admin: Arc<AdminCredentials>,
+    /// Failed admin logins by client address (throttling).
+    pub admin_logins: Arc<crate::admin::auth::LoginThrottle>,
     /// Development or production.
     pub env: Env,
     /// Most items a cart may hold.
@@ -95,7 +97,7 @@ pub fn router(state: AppState, with_ops: bool) -> Router {
     let socket = Arc::new(ProductSocket::new(state.channel_deps()));
     Router::new()
         .merge(browser)
-        .merge(assets::router())
+        .merge(assets::router().layer(axum::middleware::map_response(nosniff)))
         .merge(ops::router(state.clone()))
         .merge(crate::admin::router(state.clone()))
         .merge(if with_ops {
@@ -119,4 +121,14 @@ fn ops_routes() -> Router<AppState> {
 /// `/health` and `/metrics` alone, for the operations address (`OPS_LISTEN`).
 pub fn ops_router(state: AppState) -> Router {
     ops_routes().with_state(state)
+}
+
+/// Adds `X-Content-Type-Options: nosniff`: a browser must not run a static file as anything
+/// but its declared type.
+pub async fn nosniff(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
