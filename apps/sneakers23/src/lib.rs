@@ -10,7 +10,7 @@
 //! - [`inventory`]: the per-node cache every read is served from, and the release / sell /
 //!   purchase operations with their notifications;
 //! - [`replication`]: inventory events between nodes over pubsub;
-//! - [`cart`]: the cart and its rendering; [`checkout`]: the checkout checks and page model;
+//! - [`cart`]: the cart and its rendering; [`cart_meta`]: a tab's bounded CartTracker meta; [`checkout`]: the checkout checks and page model;
 //! - [`reducer`]: sell stock at random (demo and load tool).
 //!
 //! On the core, the serving node:
@@ -28,6 +28,7 @@
 
 pub mod admin;
 pub mod cart;
+pub mod cart_meta;
 pub mod checkout;
 pub mod cluster;
 pub mod config;

@@ -201,6 +201,9 @@ struct LimitArgs {
     /// Most connections open at once from one source address (0: no limit).
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     max_connections_per_ip: usize,
+    /// Most channels one WebSocket may join (a shop tab joins three).
+    #[arg(long, env = "MAX_CHANNELS_PER_SOCKET", default_value_t = node::DEFAULT_MAX_CHANNELS_PER_SOCKET)]
+    max_channels_per_socket: usize,
     /// Apply MAX_CONNECTIONS_PER_IP to loopback addresses too (off by default: behind a
     /// reverse proxy on the same host every client is loopback).
     #[arg(long, env = "PER_IP_LIMIT_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set)]
@@ -238,6 +241,7 @@ impl LimitArgs {
             max_connections_per_ip: self.max_connections_per_ip,
             limit_loopback: self.per_ip_limit_loopback,
             ops_listen,
+            max_channels_per_socket: self.max_channels_per_socket.max(1),
         })
     }
 }

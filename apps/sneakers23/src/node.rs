@@ -116,7 +116,14 @@ pub struct Limits {
     /// Serve `/health` and `/metrics` on this address instead of the public one
     /// (`OPS_LISTEN`).
     pub ops_listen: Option<SocketAddr>,
+    /// Most channels one socket may join (`MAX_CHANNELS_PER_SOCKET`). A shop tab joins three
+    /// (two products, its cart); the cap bounds the fake carts one connection can add to the
+    /// dashboard.
+    pub max_channels_per_socket: usize,
 }
+
+/// Default of [`Limits::max_channels_per_socket`].
+pub const DEFAULT_MAX_CHANNELS_PER_SOCKET: usize = 10;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -126,6 +133,7 @@ impl Default for Limits {
             max_connections_per_ip: connections.max_per_ip,
             limit_loopback: connections.limit_loopback,
             ops_listen: None,
+            max_channels_per_socket: DEFAULT_MAX_CHANNELS_PER_SOCKET,
         }
     }
 }
@@ -330,6 +338,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         pubsub.clone(),
         EndpointConfig {
             check_origin: config.check_origin.clone(),
+            max_channels: config.limits.max_channels_per_socket,
             ..EndpointConfig::default()
         },
     );
