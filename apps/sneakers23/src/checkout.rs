@@ -165,7 +165,7 @@ pub async fn purchase_order(inventory: &Inventory, key: &str, cart: &Cart) -> Ch
             CheckoutOutcome::Unconfirmed { key }
         }
         Err(e) => {
-            tracing::info!(item_ids = ?cart.item_ids(), error = %e, "checkout purchase failed");
+            crate::logs::client_error_with("checkout purchase failed", &e);
             CheckoutOutcome::PurchaseFailed(e)
         }
     }

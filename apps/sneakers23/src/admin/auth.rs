@@ -109,7 +109,7 @@ pub fn client_ip(extensions: &Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
-/// Checks the admin credentials of a request from `ip`: `Ok` when they are right; otherwise
+/// Checks the admin credentials of a request from `ip`: `None` when they are right; otherwise
 /// the response to send (401 challenge, or 429 while the address is throttled), the failure
 /// counted, logged and taken from the address's allowance.
 pub fn authorize(
@@ -117,7 +117,7 @@ pub fn authorize(
     expected: &AdminCredentials,
     throttle: &LoginThrottle,
     ip: IpAddr,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let now = Instant::now();
     if let Some(wait) = throttle.wait(ip, now) {
         metrics::counter!("store_admin_login_throttled_total").increment(1);
@@ -131,10 +131,10 @@ pub fn authorize(
         if let Ok(value) = HeaderValue::from_str(&seconds) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        return Err(response);
+        return Some(response);
     }
     if is_authorized(headers, expected) {
-        return Ok(());
+        return None;
     }
     if headers.contains_key(header::AUTHORIZATION) {
         throttle.failed(ip, now);
@@ -151,7 +151,7 @@ pub fn authorize(
             &format_args!("user={user:?} address={ip}"),
         );
     }
-    Err(unauthorized())
+    Some(unauthorized())
 }
 
 /// `401 Unauthorized` with the Basic challenge.

@@ -31,7 +31,8 @@ pub async fn aggregate(
     headers: HeaderMap,
 ) -> Response {
     let ip = auth::client_ip(&extensions);
-    if let Err(refused) = auth::authorize(&headers, &state.app.admin, &state.app.admin_logins, ip) {
+    if let Some(refused) = auth::authorize(&headers, &state.app.admin, &state.app.admin_logins, ip)
+    {
         return refused;
     }
     let mut response = Json(state.app.dashboard.snapshot()).into_response();

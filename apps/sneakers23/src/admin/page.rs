@@ -71,7 +71,8 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Response {
     let ip = auth::client_ip(&extensions);
-    if let Err(refused) = auth::authorize(&headers, &state.app.admin, &state.app.admin_logins, ip) {
+    if let Some(refused) = auth::authorize(&headers, &state.app.admin, &state.app.admin_logins, ip)
+    {
         return refused;
     }
     let token = match state.signer.sign_string(ADMIN_TOKEN_DATA) {

@@ -142,7 +142,7 @@ impl CartChannel {
         {
             Ok(tracked) => self.tracked = Some(tracked),
             Err(error) => {
-                tracing::warn!(%error, cart_id = %self.cart_id, "could not track the cart");
+                crate::logs::client_warning_with("could not track a cart", &error);
             }
         }
     }
@@ -151,7 +151,7 @@ impl CartChannel {
         if let Some(tracked) = &self.tracked
             && let Err(error) = self.deps.cart_tracker.update(tracked, self.meta())
         {
-            tracing::warn!(%error, cart_id = %self.cart_id, "could not update the cart's presence");
+            crate::logs::client_warning_with("could not update a cart's presence", &error);
         }
     }
 
