@@ -142,18 +142,22 @@ struct ServeArgs {
     /// CartTracker shards [default: number of CPUs]; must be equal on every node.
     #[arg(long, env = "TRACKER_POOL_SIZE")]
     tracker_pool_size: Option<usize>,
-    /// Seed the two shoes of the book when the database has no product.
-    #[arg(long, env = "SEED_IF_EMPTY", default_value_t = true, action = clap::ArgAction::Set)]
-    seed_if_empty: bool,
+    /// Seed the two shoes of the book when the database has no product [default: true in dev,
+    /// false in prod, where a missing or empty database stops the node instead].
+    #[arg(long, env = "SEED_IF_EMPTY", action = clap::ArgAction::Set)]
+    seed_if_empty: Option<bool>,
     /// Seed of the random stock when seeding (reproducible data).
     #[arg(long, env = "RNG_SEED")]
     rng_seed: Option<u64>,
     /// Longest wait in milliseconds between attempts to reach the database at start.
     #[arg(long, env = "DB_RETRY_MAX_MS", default_value_t = 5000)]
     db_retry_max_ms: u64,
-    /// Mark the session cookie Secure (only sent over HTTPS).
-    #[arg(long, env = "COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
-    cookie_secure: bool,
+    /// Mark the session cookie Secure (only sent over HTTPS) [default: false in dev, true in
+    /// prod].
+    #[arg(long, env = "COOKIE_SECURE", action = clap::ArgAction::Set)]
+    cookie_secure: Option<bool>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The cluster's pubsub broker: `local` (a single node), `redis://host:6379/?cluster=NAME`
     /// or `nats://host:4222/?cluster=NAME`; the same on every node. See docs/OPERATIONS.md for
     /// the URL's tuning parameters.
@@ -172,6 +176,74 @@ struct ServeArgs {
     /// Shutdown: longest the draining of sockets may take, in milliseconds.
     #[arg(long, env = "DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     drain_timeout_ms: u64,
+}
+
+/// The `serve` command's limits and timeouts (docs/OPERATIONS.md, "Limits and protections").
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// PostgreSQL statement_timeout in milliseconds.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    db_statement_timeout_ms: u64,
+    /// PostgreSQL lock_timeout in milliseconds.
+    #[arg(long, env = "DB_LOCK_TIMEOUT_MS", default_value_t = 2000)]
+    db_lock_timeout_ms: u64,
+    /// Client-side bound, in milliseconds, on each step of a purchase (a database that stops
+    /// answering cannot hold a checkout longer).
+    #[arg(long, env = "DB_TRANSACTION_TIMEOUT_MS", default_value_t = 8000)]
+    db_transaction_timeout_ms: u64,
+    /// SQLite busy timeout in milliseconds.
+    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000)]
+    sqlite_busy_timeout_ms: u64,
+    /// Milliseconds a new connection may take to send its request headers (and a keep-alive
+    /// connection its next request's) before it is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// Most connections open at once from one source address (0: no limit).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// Most channels one WebSocket may join (a shop tab joins three).
+    #[arg(long, env = "MAX_CHANNELS", default_value_t = node::DEFAULT_MAX_CHANNELS_PER_SOCKET)]
+    max_channels_per_socket: usize,
+    /// Apply MAX_CONNECTIONS_PER_IP to loopback addresses too (off by default: behind a
+    /// reverse proxy on the same host every client is loopback).
+    #[arg(long, env = "PER_IP_LIMIT_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set)]
+    per_ip_limit_loopback: bool,
+    /// Address serving /health and /metrics apart from the shop [default: none in dev (served
+    /// on the shop's address), 127.0.0.1:9568 in prod]; `off` serves them on the shop's
+    /// address in prod too.
+    #[arg(long, env = "OPS_LISTEN")]
+    ops_listen: Option<String>,
+}
+
+impl LimitArgs {
+    fn db_options(&self, base: DbOptions, env: Env) -> DbOptions {
+        DbOptions {
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms.max(1)),
+            lock_timeout: Duration::from_millis(self.db_lock_timeout_ms.max(1)),
+            transaction_timeout: Duration::from_millis(self.db_transaction_timeout_ms.max(1)),
+            sqlite_busy_timeout: Duration::from_millis(self.sqlite_busy_timeout_ms),
+            create_if_missing: env == Env::Dev,
+            ..base
+        }
+    }
+
+    fn node_limits(&self, env: Env) -> anyhow::Result<node::Limits> {
+        let ops_listen = match (self.ops_listen.as_deref(), env) {
+            (Some("off"), _) | (None, Env::Dev) => None,
+            (None, Env::Prod) => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9568))),
+            (Some(text), _) => Some(
+                text.parse()
+                    .with_context(|| format!("OPS_LISTEN={text}: expected ADDRESS:PORT or off"))?,
+            ),
+        };
+        Ok(node::Limits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            max_connections_per_ip: self.max_connections_per_ip,
+            limit_loopback: self.per_ip_limit_loopback,
+            ops_listen,
+            max_channels_per_socket: self.max_channels_per_socket.max(1),
+        })
+    }
 }
 
 impl ServeArgs {
@@ -207,8 +279,8 @@ impl ServeArgs {
         Ok(NodeConfig {
             listen: SocketAddr::new(bind, self.port),
             database_url: db.database_url.clone(),
-            db_options: db.options(),
-            seed_if_empty: self.seed_if_empty,
+            db_options: self.limits.db_options(db.options(), env),
+            seed_if_empty: self.seed_if_empty.unwrap_or(env == Env::Dev),
             rng_seed: self.rng_seed,
             db_retry_max_delay: Duration::from_millis(self.db_retry_max_ms.max(1)),
             secret_key_base,
@@ -218,7 +290,8 @@ impl ServeArgs {
             max_cart_items: self.max_cart_items,
             admin,
             tracker,
-            cookie_secure: self.cookie_secure,
+            cookie_secure: self.cookie_secure.unwrap_or(env == Env::Prod),
+            limits: self.limits.node_limits(env)?,
             pubsub_url: Some(self.pubsub_url.clone()),
             permdown_on_shutdown: self.permdown_on_shutdown,
             drain: channels::server::DrainOptions {
@@ -407,6 +480,9 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         addr
     };
     println!("listening on http://{shown}");
+    if let Some(ops) = node.ops_addr() {
+        println!("health and metrics on http://{ops}");
+    }
     tokio::select! {
         () = shutdown_signal() => tracing::info!("shutdown requested; draining connections"),
         result = node.wait() => {

@@ -163,21 +163,26 @@ async fn unreleased_items_cannot_be_purchased_from_the_page() {
     t.node.shutdown().await;
 }
 
-/// Opens the checkout page of `ids` and returns (browser, csrf token, serialized cart).
-async fn checkout_form(t: &TestNode, ids: &[i64]) -> (common::web::Browser, String, String) {
+/// Opens the checkout page of `ids` and returns (browser, csrf token, serialized cart, order
+/// key).
+async fn checkout_form(
+    t: &TestNode,
+    ids: &[i64],
+) -> (common::web::Browser, String, String, String) {
     let mut browser = t.browser();
     let cart = t.serialized(ids);
     let page = browser
         .get(&format!("/checkout?serialized_cart={cart}"))
         .await;
     let csrf = hidden_input(&page.body, "_csrf_token");
-    (browser, csrf, cart)
+    let key = hidden_input(&page.body, "order_key");
+    (browser, csrf, cart, key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_needs_the_sessions_csrf_token() {
     let t = TestNode::start(SQLITE, true).await;
-    let (mut browser, _csrf, cart) = checkout_form(&t, &[t.fx.i3]).await;
+    let (mut browser, _csrf, cart, _key) = checkout_form(&t, &[t.fx.i3]).await;
     let missing = browser
         .post_form("/checkout", &[("serialized_cart", &cart)])
         .await;
@@ -196,11 +201,15 @@ async fn a_purchase_needs_the_sessions_csrf_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchasing_an_empty_cart_flashes_your_cart_is_empty() {
     let t = TestNode::start(SQLITE, true).await;
-    let (mut browser, csrf, _) = checkout_form(&t, &[t.fx.i3]).await;
+    let (mut browser, csrf, _, key) = checkout_form(&t, &[t.fx.i3]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", "garbage"), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", "garbage"),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     assert_eq!(posted.status, 303);
@@ -229,11 +238,15 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
         .sell_item(t.fx.i1)
         .await
         .expect("selling out i1");
-    let (mut browser, csrf, cart) = checkout_form(&t, &[t.fx.i1, t.fx.i3]).await;
+    let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i1, t.fx.i3]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &cart), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &cart),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     assert_eq!(posted.status, 303);
@@ -251,11 +264,15 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
     t.node.shutdown().await;
 
     let t = TestNode::start(SQLITE, false).await;
-    let (mut browser, csrf, cart) = checkout_form(&t, &[t.fx.i3]).await;
+    let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i3]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &cart), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &cart),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     let location = posted.header("location").unwrap_or_default().to_owned();
@@ -268,11 +285,15 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
 async fn a_failed_purchase_transaction_flashes_and_sells_nothing() {
     let t = TestNode::start(SQLITE, true).await;
     // 404 is unknown to the cache (its checks pass) and to the database (the sale fails).
-    let (mut browser, csrf, cart) = checkout_form(&t, &[t.fx.i3, 404]).await;
+    let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i3, 404]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &cart), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &cart),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     let location = posted.header("location").unwrap_or_default().to_owned();
@@ -287,20 +308,26 @@ async fn a_failed_purchase_transaction_flashes_and_sells_nothing() {
 
 async fn a_valid_purchase_decrements_each_item_once(backend: Backend) {
     let t = TestNode::start(backend, true).await;
-    let (mut browser, csrf, cart) = checkout_form(&t, &[t.fx.i2, t.fx.i3]).await;
+    let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i2, t.fx.i3]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &cart), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &cart),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     assert_eq!(posted.status, 303);
-    assert_eq!(posted.header("location"), Some("/checkout/complete"));
+    let location = format!("/checkout/complete?order={key}");
+    assert_eq!(posted.header("location"), Some(location.as_str()));
     assert_eq!(t.db_count(t.fx.i1).await, 1);
     assert_eq!(t.db_count(t.fx.i2).await, 1);
     assert_eq!(t.db_count(t.fx.i3).await, 2);
-    let done = browser.get("/checkout/complete").await;
+    let done = browser.get(&location).await;
     assert!(done.body.contains("Order Complete!"));
+    assert!(done.body.contains("data-order-id=\"1\""), "{}", done.body);
     assert!(
         done.body
             .contains("localStorage.removeItem(\"storedCart\")")

@@ -59,6 +59,8 @@ pub struct AppState {
     pub secret_key_base: Arc<str>,
     /// The admin dashboard's HTTP Basic credentials.
     pub admin: Arc<AdminCredentials>,
+    /// Failed admin logins by client address (throttling).
+    pub admin_logins: Arc<crate::admin::auth::LoginThrottle>,
     /// Development or production.
     pub env: Env,
     /// Most items a cart may hold.
@@ -83,7 +85,10 @@ impl AppState {
 
 /// The whole application: browser pages (session pipeline), assets, health, metrics, the
 /// control API and `/product_socket`.
-pub fn router(state: AppState) -> Router {
+///
+/// `with_ops`: also serve `/health` and `/metrics` here (otherwise [`ops_router`] serves them
+/// on their own address).
+pub fn router(state: AppState, with_ops: bool) -> Router {
     let browser = Router::new()
         .route("/", get(pages::index))
         .route("/checkout", get(checkout::show).post(checkout::purchase))
@@ -92,14 +97,38 @@ pub fn router(state: AppState) -> Router {
     let socket = Arc::new(ProductSocket::new(state.channel_deps()));
     Router::new()
         .merge(browser)
-        .merge(assets::router())
+        .merge(assets::router().layer(axum::middleware::map_response(nosniff)))
         .merge(ops::router(state.clone()))
         .merge(crate::admin::router(state.clone()))
-        .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
+        .merge(if with_ops {
+            ops_routes()
+        } else {
+            Router::new()
+        })
         .with_state(state.clone())
         .nest(
             "/product_socket",
             socket_router(state.endpoint.clone(), socket, Transports::websocket_only()),
         )
+}
+
+fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+}
+
+/// `/health` and `/metrics` alone, for the operations address (`OPS_LISTEN`).
+pub fn ops_router(state: AppState) -> Router {
+    ops_routes().with_state(state)
+}
+
+/// Adds `X-Content-Type-Options: nosniff`: a browser must not run a static file as anything
+/// but its declared type.
+pub async fn nosniff(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }

@@ -64,6 +64,8 @@ pub struct CheckoutView<'a> {
     pub csrf_token: &'a str,
     /// The serialized cart, posted back on purchase.
     pub serialized_cart: &'a str,
+    /// The order key of this rendering of the form (a replayed post finds its order).
+    pub order_key: &'a str,
 }
 
 /// `GET /checkout/complete`.
@@ -72,6 +74,8 @@ pub struct CheckoutView<'a> {
 pub struct CompletePage {
     /// Layout data.
     pub layout: Layout,
+    /// The order number.
+    pub order_id: i64,
 }
 
 /// A plain error page (bad CSRF token, unexpected failures).
