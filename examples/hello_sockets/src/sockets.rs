@@ -267,7 +267,9 @@ pub async fn serve(port: u16, secret_key_base: &str) -> anyhow::Result<()> {
             socket_router(endpoint, auth, Transports::all()),
         );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    println!("open http://{addr}/tracked (sockets: /socket, /tracked_socket, /auth_socket)");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
