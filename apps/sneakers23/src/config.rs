@@ -129,7 +129,7 @@ pub enum ConfigError {
     /// The CLI has no secret to derive the control token from.
     #[error(
         "no SECRET_KEY_BASE to authenticate to the node: set SECRET_KEY_BASE to the node's \
-         secret, or run the command from the node's directory (development secret in {})",
+         secret, or SECRET_KEY_FILE to the node's development secret file (looked for {})",
         path.display()
     )]
     NoSecretForCli {

@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | `GET /` | [`pages`] | product page from the inventory cache (`no-store`) |
 //! | `GET/POST /checkout`, `GET /checkout/complete` | [`checkout`] | checkout flow (CSRF-checked purchase) |
+//! | `POST /cart/add` | [`cart_form`] | the size selector without JavaScript |
+//! | any other path | [`pages::not_found`] | a 404 page leading back to the shop |
 //! | `/css/*`, `/js/*`, `/images/*`, `/favicon.ico`, `/robots.txt` | [`assets`] | static files embedded in the binary |
 //! | `WS /product_socket/websocket` | [`crate::sockets`] | `product:*` and `cart:*` channels |
 //! | `/ops/*` | [`ops`] | loopback-only control API used by the CLI |
@@ -14,6 +16,7 @@
 //! holding the cart id, the CSRF token and the flash; secure browser headers.
 
 pub mod assets;
+pub mod cart_form;
 pub mod checkout;
 pub mod health;
 pub mod ops;
@@ -25,7 +28,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::get;
+use axum::routing::{get, post};
 use channels::presence::Presence;
 use channels::server::Endpoint;
 use channels::server::transport::{Transports, socket_router};
@@ -93,6 +96,7 @@ pub fn router(state: AppState, with_ops: bool) -> Router {
         .route("/", get(pages::index))
         .route("/checkout", get(checkout::show).post(checkout::purchase))
         .route("/checkout/complete", get(checkout::complete))
+        .route("/cart/add", post(cart_form::add))
         .layer(from_fn_with_state(state.clone(), session::browser_pipeline));
     let socket = Arc::new(ProductSocket::new(state.channel_deps()));
     Router::new()
@@ -105,6 +109,7 @@ pub fn router(state: AppState, with_ops: bool) -> Router {
         } else {
             Router::new()
         })
+        .fallback(pages::not_found)
         .with_state(state.clone())
         .nest(
             "/product_socket",

@@ -19,6 +19,10 @@ pub struct Layout {
     pub cart_id_js: Option<String>,
     /// A flash message shown as an alert at the top of the page.
     pub flash: Option<String>,
+    /// The stylesheet's fingerprinted URL.
+    pub app_css: String,
+    /// The script's fingerprinted URL.
+    pub app_js: String,
 }
 
 impl Layout {
@@ -27,6 +31,8 @@ impl Layout {
         Self {
             cart_id_js: cart_id.map(js_string),
             flash,
+            app_css: super::assets::url("/css/app.css"),
+            app_js: super::assets::url("/js/app.js"),
         }
     }
 }
