@@ -535,14 +535,16 @@ mod pipeline_test {
         );
     }
 
-    /// Untimed workers take a second each, ten at a time: 10,011 pushes overflow the 10,000
-    /// buffer; the refusal is an error for the caller and a counted metric.
+    /// Untimed workers take a second each, ten at a time, so the 10,000 buffer fills long before
+    /// 12,000 pushes are sent one request each (the workers would need 200 s to make room for the
+    /// 2,000 extra, however slow the machine); the refusal is an error for the caller, which
+    /// stops there, and a counted metric.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_buffer_refuses_cleanly_and_is_counted() {
         let server = Server::start(&[]).await;
         let url = server.url();
         let output = common::console_command(
-            &["push", "nobody", "{}", "--count", "10100"],
+            &["push", "nobody", "{}", "--count", "12000"],
             &[("NODE_URL", &url)],
         )
         .await;
