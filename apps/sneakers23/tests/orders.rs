@@ -196,6 +196,61 @@ async fn a_commit_whose_answer_is_lost_is_looked_up_before_answering() {
     );
 }
 
+/// The COMMIT's answer is lost and then the database stops answering: the node cannot tell
+/// whether the order was written, so it sends the shopper to the order's completion page, which
+/// says so (503, "reload") instead of thanking or failing; once the database answers, the same
+/// page names the order, which was written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_order_is_confirmed_by_its_page_once_the_database_answers() {
+    let t = TestDb::new(Backend::Postgres).await;
+    let f = insert_fixture(&t.db, true).await;
+    let proxy = FaultProxy::start(pg_server_addr().await).await;
+    let (store, _dir) = store(
+        &t.pg_url_via_port(proxy.port()),
+        &[
+            ("DB_TRANSACTION_TIMEOUT_MS", "1000"),
+            ("DB_ACQUIRE_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await;
+    let (mut browser, csrf, cart, key) = checkout_form(&store, &[f.i3]).await;
+    proxy.set(Fault::CutAfterCommitThenFreeze);
+    let posted = post(&mut browser, &csrf, &cart, &key).await;
+    assert_eq!(proxy.fault(), Fault::Frozen, "the COMMIT was cut");
+    let expected = format!("/checkout/complete?order={key}");
+    assert_eq!(
+        posted.header("location"),
+        Some(expected.as_str()),
+        "{}",
+        store.log()
+    );
+    let pending = browser.get(&expected).await;
+    assert_eq!(pending.status, 503, "{}", pending.body);
+    assert!(
+        pending.body.contains("could not confirm your order yet"),
+        "{}",
+        pending.body
+    );
+    assert!(!pending.body.contains("Thanks for your order"));
+
+    proxy.set(Fault::None);
+    let confirmed = common::eventually(Duration::from_secs(20), || async {
+        let mut browser = Browser::new(store.addr);
+        browser
+            .get(&expected)
+            .await
+            .body
+            .contains("Thanks for your order")
+    })
+    .await;
+    assert!(confirmed, "{}", store.log());
+    assert_eq!(count(&t, f.i3).await, 2, "sold once");
+    // Posting the form again changes nothing.
+    let again = post(&mut browser, &csrf, &cart, &key).await;
+    assert_eq!(again.header("location"), Some(expected.as_str()));
+    assert_eq!(count(&t, f.i3).await, 2, "still sold once");
+}
+
 /// PostgreSQL stops answering (packets go nowhere): a checkout gets a clean answer within the
 /// bound, not a hang; once the database answers again, checkouts work without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -470,6 +470,9 @@ pub enum Fault {
     /// delivered and the connection is cut a moment later (the commit's outcome is unknown
     /// to the client). Then back to [`Fault::None`].
     CutAfterCommit,
+    /// Like [`Fault::CutAfterCommit`], then [`Fault::Frozen`]: the client cannot look up what
+    /// happened either.
+    CutAfterCommitThenFreeze,
 }
 
 /// A TCP forwarder to a database whose faults a test switches: black hole, lost COMMIT.
@@ -565,12 +568,19 @@ async fn pump(
             Ok(n) => n,
         };
         while_frozen(&fault).await;
-        let cut = *fault.borrow() == Fault::CutAfterCommit
-            && buf[..n].windows(7).any(|w| w == b"COMMIT\0");
+        let current = *fault.borrow();
+        let cut = matches!(
+            current,
+            Fault::CutAfterCommit | Fault::CutAfterCommitThenFreeze
+        ) && buf[..n].windows(7).any(|w| w == b"COMMIT\0");
         if cut && let Some(committing) = &committing {
             // From now on the server's answers are dropped.
             committing.store(true, std::sync::atomic::Ordering::SeqCst);
-            fault.send_replace(Fault::None);
+            fault.send_replace(if current == Fault::CutAfterCommit {
+                Fault::None
+            } else {
+                Fault::Frozen
+            });
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
