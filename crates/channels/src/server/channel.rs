@@ -149,12 +149,17 @@ impl std::fmt::Debug for Info {
 pub trait Channel: Send + 'static {
     /// Decides whether the client may join `topic` with `params`. `Ok` carries the reply's response
     /// (usually `{}`); `Err` carries the error response, and the channel is dropped.
+    ///
+    /// The default accepts every join with `{}`: the route already chose this channel for the
+    /// topic, and the socket's `connect` already decided who may connect.
     async fn join(
         &mut self,
-        topic: &str,
-        params: Payload,
-        ctx: &mut Context<'_>,
-    ) -> Result<OutPayload, OutPayload>;
+        _topic: &str,
+        _params: Payload,
+        _ctx: &mut Context<'_>,
+    ) -> Result<OutPayload, OutPayload> {
+        Ok(OutPayload::empty())
+    }
 
     /// Runs right after the successful join reply was queued: the place to push initial state or
     /// start tracking presence.
