@@ -7,8 +7,8 @@
 
 mod channel;
 pub(crate) mod connection;
-mod context;
-mod endpoint;
+pub(crate) mod context;
+pub(crate) mod endpoint;
 pub(crate) mod log_limit;
 pub(crate) mod metrics;
 mod origin;
