@@ -11,7 +11,6 @@ pub mod pipeline;
 pub mod recurring_channel;
 pub mod statix;
 pub mod stats_socket;
-pub mod timer;
 pub mod tracked_channel;
 pub mod user_socket;
 pub mod user_tracker;
