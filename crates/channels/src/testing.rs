@@ -76,7 +76,7 @@ use std::time::Duration;
 
 use pubsub::{Closed, Inbox};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -117,15 +117,12 @@ pub async fn connect(
     let assigns = socket.connect(params, &info).await?;
     let (connection, inbox) = Connection::new(endpoint.clone(), socket, Serializer::V2, assigns);
     let (commands, commands_rx) = mpsc::unbounded_channel();
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(drive(connection, inbox, commands_rx, out_tx));
+    let delivered = Arc::new(Delivered::default());
+    let task = tokio::spawn(drive(connection, inbox, commands_rx, delivered.clone()));
     Ok(TestSocket {
         shared: Arc::new(Shared {
             commands,
-            outbox: Mutex::new(Outbox {
-                rx: out_rx,
-                pending: VecDeque::new(),
-            }),
+            delivered,
             next_ref: AtomicU64::new(1),
         }),
         endpoint: endpoint.clone(),
@@ -143,13 +140,45 @@ enum Command {
 /// assertion takes it.
 struct Shared {
     commands: mpsc::UnboundedSender<Command>,
-    outbox: Mutex<Outbox>,
+    delivered: Arc<Delivered>,
     next_ref: AtomicU64,
 }
 
+/// What the connection sent, shared by its driver (which adds frames) and the assertions (which
+/// take them). Assertions never hold the lock while they wait, so that channels of one socket can
+/// be asserted on concurrently.
+#[derive(Default)]
+struct Delivered {
+    outbox: parking_lot::Mutex<Outbox>,
+    arrived: Notify,
+}
+
+#[derive(Default)]
 struct Outbox {
-    rx: mpsc::UnboundedReceiver<Frame>,
+    /// Frames not decoded yet.
+    frames: Vec<Frame>,
+    /// Decoded messages no assertion took yet.
     pending: VecDeque<Received>,
+    /// The connection ended: nothing more will come.
+    closed: bool,
+}
+
+impl Delivered {
+    fn send(&self, frames: impl Iterator<Item = Frame>) {
+        let mut outbox = self.outbox.lock();
+        let before = outbox.frames.len();
+        outbox.frames.extend(frames);
+        let any = outbox.frames.len() > before;
+        drop(outbox);
+        if any {
+            self.arrived.notify_waiters();
+        }
+    }
+
+    fn close(&self) {
+        self.outbox.lock().closed = true;
+        self.arrived.notify_waiters();
+    }
 }
 
 impl Shared {
@@ -175,27 +204,41 @@ impl Shared {
         mut pick: impl FnMut(&Received) -> bool,
     ) -> Result<Received, String> {
         let deadline = Instant::now() + wait;
-        let mut outbox = self.outbox.lock().await;
         loop {
-            if let Some(at) = outbox.pending.iter().position(&mut pick)
-                && let Some(found) = outbox.pending.remove(at)
-            {
-                return Ok(found);
-            }
-            let frame = match tokio::time::timeout_at(deadline, outbox.rx.recv()).await {
-                Ok(Some(frame)) => frame,
-                Ok(None) | Err(_) => {
-                    let closed = if outbox.rx.is_closed() {
-                        " (the connection is closed)"
-                    } else {
-                        ""
-                    };
-                    return Err(format!("received{closed}: {:#?}", outbox.pending));
+            let arrived = self.delivered.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let closed = {
+                let mut outbox = self.delivered.outbox.lock();
+                let frames = std::mem::take(&mut outbox.frames);
+                for frame in frames {
+                    match client::decode(Serializer::V2, frame.kind, frame.data) {
+                        Ok(received) => outbox.pending.push_back(received),
+                        Err(error) => {
+                            panic!("the server sent a frame the client cannot decode: {error}")
+                        }
+                    }
+                }
+                if let Some(at) = outbox.pending.iter().position(&mut pick)
+                    && let Some(found) = outbox.pending.remove(at)
+                {
+                    return Ok(found);
+                }
+                if outbox.closed {
+                    Some(format!(
+                        "received (the connection is closed): {:#?}",
+                        outbox.pending
+                    ))
+                } else {
+                    None
                 }
             };
-            match client::decode(Serializer::V2, frame.kind, frame.data) {
-                Ok(received) => outbox.pending.push_back(received),
-                Err(error) => panic!("the server sent a frame the client cannot decode: {error}"),
+            if let Some(seen) = closed {
+                return Err(seen);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                let outbox = self.delivered.outbox.lock();
+                return Err(format!("received: {:#?}", outbox.pending));
             }
         }
     }
@@ -521,7 +564,7 @@ async fn drive(
     mut connection: Connection,
     mut inbox: Inbox,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    out: mpsc::UnboundedSender<Frame>,
+    delivered: Arc<Delivered>,
 ) {
     let mut drain = connection.link.endpoint.drain_signal();
     let ack = loop {
@@ -545,18 +588,15 @@ async fn drive(
             }
             () = drain.turn() => Control::Close(CloseReason::DRAIN),
         };
-        for frame in connection.take_output() {
-            let _ = out.send(frame);
-        }
+        delivered.send(connection.take_output());
         if let Control::Close(_) = control {
             break None;
         }
     };
     Box::pin(connection.close()).await;
-    for frame in connection.take_output() {
-        let _ = out.send(frame);
-    }
+    delivered.send(connection.take_output());
     drop(connection);
+    delivered.close();
     if let Some(ack) = ack {
         let _ = ack.send(());
     }

@@ -350,3 +350,25 @@ async fn an_unwanted_reply_fails_the_refutation() {
     let echo = probe.push("echo", json!({}));
     probe.refute_reply(&echo).await;
 }
+
+#[tokio::test]
+async fn channels_of_one_socket_are_asserted_on_concurrently() {
+    let endpoint = endpoint();
+    let ended = Arc::default();
+    let client = connect_ann(&endpoint, &ended).await;
+    let (_, a) = client
+        .join("probe:a", json!({"ok": true}))
+        .await
+        .expect("joins");
+    let (_, b) = client
+        .join("probe:b", json!({"ok": true}))
+        .await
+        .expect("joins");
+    // `a` waits for a push that only comes once `b`'s assertion is done.
+    let (pushed, ()) = tokio::join!(a.assert_push("later"), async {
+        let echo = b.push("echo", json!({"b": 1}));
+        assert_eq!(b.assert_reply(&echo, "ok").await, json!({"b": 1}));
+        a.push("later", json!({}));
+    });
+    assert_eq!(pushed, json!({"done": true}));
+}
