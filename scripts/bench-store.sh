@@ -189,5 +189,5 @@ if c["count"]:
     p = json.load(open("$OUT/probe.json"))["churn"]
     print(f"  measured by the light probe: {p['count']}, p50/p90/p99/max {p['p50_ms']:.2f}/{p['p90_ms']:.2f}/{p['p99_ms']:.2f}/{p['max_ms']:.2f} ms")
 print(f"bench: joins/s {b['joins_per_second']:.0f}; join p50/p99 {b['join']['p50_ms']:.2f}/{b['join']['p99_ms']:.2f} ms; add_item p50/p99 {b['add_item']['p50_ms']:.2f}/{b['add_item']['p99_ms']:.2f} ms; connect p50/p99 {b['connect']['p50_ms']:.2f}/{b['connect']['p99_ms']:.2f} ms")
-print(f"errors {b['errors']}; admin check {b.get('admin_check')}")
+print(f"declined by the store {b.get('declined', {})}; errors {b['errors']}; admin check {b.get('admin_check')}")
 EOF

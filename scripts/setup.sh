@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs on a fresh machine; safe to run again and again.
-#   - Debian's chromium (browser tests drive it with playwright-core)
+#   - Debian's chromium (browser tests drive it with playwright-core) and the DejaVu fonts
 #   - the npm packages of the JavaScript test suites (the official `phoenix` client, ws, playwright-core)
 #   - PostgreSQL, Redis and NATS, started when not already listening
 #   - phxsocket from PyPI, a third-party Phoenix client the channels tests drive
@@ -43,6 +43,11 @@ apt_install() {
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing chromium"
   apt_install chromium
+fi
+
+if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  log "installing fonts-dejavu-core (the labels of shopper-bench's --plot charts)"
+  apt_install fonts-dejavu-core
 fi
 
 if ! listening 5432; then

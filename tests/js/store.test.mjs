@@ -188,7 +188,7 @@ test("S1: one cart across reloads and tabs, then checkout empties every tab", as
   }
 
   // Purchase: the order completes and the other tab's cart empties (§19.8).
-  await Promise.all([tab1.waitForURL(/\/checkout\/complete$/, WAIT), tab1.click(".checkout__purchase")]);
+  await Promise.all([tab1.waitForURL(/\/checkout\/complete\?order=/, WAIT), tab1.click(".checkout__purchase")]);
   assert.match(await tab1.textContent("h1"), /Order Complete!/);
   await waitForCart(tab2, []);
   await waitForCart(tab1, []);

@@ -14,8 +14,10 @@
 
 mod admin;
 mod plot;
+mod ports;
 mod report;
 mod shopper;
+mod timeline;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -26,13 +28,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use admin::AdminReport;
+use ports::Ports;
 use report::{Summary, Tally, WireTally};
 use shopper::Plan;
+use timeline::{Timeline, WireTimeline};
 
 #[derive(Parser)]
 #[command(about = "Load tester: simulated Sneakers23 shoppers over the Phoenix Channels protocol")]
@@ -75,9 +79,16 @@ struct RunArgs {
     /// Item ids shoppers pick from, as a range `FIRST-LAST` (the seeded store has 1-26).
     #[arg(long, default_value = "1-26")]
     items: String,
-    /// Source addresses 127.0.0.1 … 127.0.0.N to spread connections over.
+    /// Source addresses 127.0.0.1 … 127.0.0.N to spread connections over (about 50,000
+    /// connections each).
     #[arg(long, default_value_t = 4)]
     sources: u8,
+    /// (internal) this worker's share of the local ports: slice N of --port-slices.
+    #[arg(long, hide = true, default_value_t = 0)]
+    port_slice: u32,
+    /// (internal) how many workers share the local ports.
+    #[arg(long, hide = true, default_value_t = 1)]
+    port_slices: u32,
     /// Worker processes (0 = one per 15,000 shoppers).
     #[arg(long, default_value_t = 0)]
     workers: u32,
@@ -92,8 +103,9 @@ struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
-    /// Write an SVG plot of joined shoppers over time to this file.
-    #[arg(long)]
+    /// Write a chart of the run to this file: connected shoppers and round-trip latency
+    /// percentiles, second by second. PNG or SVG, after the name's extension (.png, .svg).
+    #[arg(long, value_name = "FILE")]
     plot: Option<std::path::PathBuf>,
     /// After the hold, with the shoppers still connected, check that the admin dashboard
     /// aggregate at this URL (the store's `/admin/aggregate.json`) counts at least the shoppers
@@ -123,12 +135,17 @@ struct RunArgs {
 
 const PER_WORKER: u64 = 15_000;
 
+/// What a worker reported: its tally, shoppers held, ramp seconds and timeline.
+type WorkerResult = (WireTally, u64, f64, WireTimeline);
+
 /// A line a worker prints.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum WorkerLine {
     /// Shoppers joined so far.
     Joined(u64),
+    /// The ramp is over (every shopper joined or failed) with this many joined.
+    Ramped(u64),
     /// The hold is over with this many shoppers connected; the worker keeps them until its
     /// stdin ends (the parent checks the dashboards meanwhile).
     Holding(u64),
@@ -138,6 +155,8 @@ enum WorkerLine {
         tally: Box<WireTally>,
         held: u64,
         ramp_s: f64,
+        #[serde(default)]
+        timeline: WireTimeline,
     },
 }
 
@@ -195,8 +214,8 @@ fn raise_fd_limit() -> u64 {
 }
 
 /// What [`run_here`] measured: the tally, the shoppers connected at the end of the hold, the
-/// ramp's duration, and the result of its `release` callback.
-type HereResult<R> = (Tally, u64, Duration, R);
+/// ramp's duration, the result of its `release` callback, and the run second by second.
+type HereResult<R> = (Tally, u64, Duration, R, Timeline);
 
 /// Runs `args.shoppers` shoppers in this process, reporting joins as they happen. At the end of
 /// the hold, `release` is called with the number of shoppers connected, and the shoppers
@@ -204,15 +223,18 @@ type HereResult<R> = (Tally, u64, Duration, R);
 async fn run_here<R>(
     args: &RunArgs,
     on_joined: impl Fn(u64),
+    on_ramped: impl FnOnce(u64),
     release: impl AsyncFnOnce(u64) -> R,
 ) -> anyhow::Result<HereResult<R>> {
     let plans = plans(args)?;
     let ramp_started = Instant::now();
+    let mut timeline = Timeline::default();
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
     let sources: Vec<IpAddr> = (1..=args.sources.max(1))
         .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
         .collect();
+    let ports = Arc::new(Ports::new(&sources, args.port_slice, args.port_slices));
     let interval = Duration::from_secs_f64(1.0 / args.ramp_rate.max(0.001));
     let shoppers = args.shoppers;
     let spawner = {
@@ -225,6 +247,7 @@ async fn run_here<R>(
                 tasks.push(tokio::spawn(shopper::run(
                     plans[n as usize % plans.len()].clone(),
                     source,
+                    ports.clone(),
                     events_tx.clone(),
                     stop.clone(),
                 )));
@@ -240,9 +263,13 @@ async fn run_here<R>(
         };
         let done = matches!(
             event,
-            report::Event::Push(_) | report::Event::Connect(Err(_)) | report::Event::Join(Err(_))
+            report::Event::Push(_)
+                | report::Event::Declined { first: true, .. }
+                | report::Event::Connect(Err(_))
+                | report::Event::Join(Err(_))
         );
         let joined = matches!(event, report::Event::Join(Ok(_)));
+        timeline.record(&event, ramp_started.elapsed());
         tally.add(event);
         if joined {
             on_joined(tally.joined);
@@ -252,6 +279,7 @@ async fn run_here<R>(
         }
     }
     let ramp = ramp_started.elapsed();
+    on_ramped(tally.joined);
     let tasks = spawner.await.context("shopper spawner")?;
     let hold = Duration::from_secs_f64(args.hold_secs);
     let hold_end = tokio::time::Instant::now() + hold;
@@ -259,11 +287,15 @@ async fn run_here<R>(
         tokio::select! {
             _ = tokio::time::sleep_until(hold_end) => break,
             event = events.recv() => match event {
-                Some(event) => tally.add(event),
+                Some(event) => {
+                    timeline.record(&event, ramp_started.elapsed());
+                    tally.add(event);
+                }
                 None => break,
             },
         }
     }
+    timeline.extend_to(ramp_started.elapsed());
     let held = tally.joined.saturating_sub(tally.dropped());
     let released = release(held).await;
     let _ = stop_tx.send(true);
@@ -273,15 +305,16 @@ async fn run_here<R>(
     while let Ok(event) = events.try_recv() {
         tally.add(event);
     }
-    Ok((tally, held, ramp, released))
+    Ok((tally, held, ramp, released, timeline))
 }
 
 async fn worker(args: RunArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let progress = out.clone();
+    let ramped = out.clone();
     let holding = out.clone();
-    let (tally, held, ramp, ()) = run_here(
+    let (tally, held, ramp, (), timeline) = run_here(
         &args,
         move |joined| {
             if joined % 100 == 0
@@ -289,6 +322,13 @@ async fn worker(args: RunArgs) -> anyhow::Result<()> {
             {
                 let line = serde_json::to_string(&WorkerLine::Joined(joined)).unwrap_or_default();
                 let _ = writeln!(out, "{line}");
+            }
+        },
+        move |joined| {
+            if let Ok(mut out) = ramped.lock() {
+                let line = serde_json::to_string(&WorkerLine::Ramped(joined)).unwrap_or_default();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
             }
         },
         async |held| {
@@ -308,6 +348,7 @@ async fn worker(args: RunArgs) -> anyhow::Result<()> {
         tally: Box::new(tally.to_wire()),
         held,
         ramp_s: ramp.as_secs_f64(),
+        timeline: timeline.to_wire(),
     })?;
     let mut out = out
         .lock()
@@ -316,16 +357,60 @@ async fn worker(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The progress shown while the bench runs: joins during the ramp, then the hold counting down.
 fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} joined {pos}/{len} [{bar:40}] {per_sec} {elapsed}")
+        ProgressStyle::with_template("{spinner} joined {pos}/{len} [{bar:40}] {rate} {elapsed}")
+            .map(|style| {
+                style.with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} joins/s", state.per_sec());
+                    },
+                )
+            })
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Switches `bar` from the ramp to the hold: `joined` shoppers held for `hold`, counted down
+/// until the bar is finished (the hold's end).
+fn start_hold(bar: &ProgressBar, joined: u64, hold: Duration) {
+    if bar.is_hidden() || bar.is_finished() {
+        return;
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} holding {msg} [{bar:40}] {left}")
+            .map(|style| {
+                style.with_key(
+                    "left",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let left = state.len().unwrap_or(0).saturating_sub(state.pos());
+                        let _ = write!(w, "{:.0} s left", left as f64 / 1000.0);
+                    },
+                )
+            })
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("{joined} shoppers"));
+    let millis = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+    bar.set_length(millis);
+    bar.set_position(0);
+    let bar = bar.clone();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        while !bar.is_finished() {
+            let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            bar.set_position(elapsed.min(millis));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<Summary> {
@@ -335,10 +420,9 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         n => u64::from(n),
     };
     let bar = progress_bar(args.shoppers, args.json);
-    let started = Instant::now();
-    let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
+    let hold = Duration::from_secs_f64(args.hold_secs);
     let joined_total = Arc::new(AtomicU64::new(0));
-    let (tally, held, elapsed, ramp, admin) = if workers == 1 {
+    let (tally, held, elapsed, ramp, admin, timeline) = if workers == 1 {
         if fd_limit > 0 && args.shoppers + 64 > fd_limit {
             bail!(
                 "{} shoppers need more open files than this process may have ({fd_limit}); \
@@ -347,15 +431,12 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             );
         }
         let progress = bar.clone();
-        let samples = samples.clone();
-        let (tally, held, ramp, (elapsed, admin)) = run_here(
+        let ramped = bar.clone();
+        let started = Instant::now();
+        let (tally, held, ramp, (elapsed, admin), timeline) = run_here(
             &args,
-            move |joined| {
-                progress.set_position(joined);
-                if let Ok(mut s) = samples.lock() {
-                    s.push((started.elapsed().as_secs_f64(), joined));
-                }
-            },
+            move |joined| progress.set_position(joined),
+            move |joined| start_hold(&ramped, joined, hold),
             async |held| {
                 let elapsed = started.elapsed();
                 bar.finish_and_clear();
@@ -363,8 +444,9 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             },
         )
         .await?;
-        (tally, held, elapsed, ramp, admin)
+        (tally, held, elapsed, ramp, admin, timeline)
     } else {
+        let started = Instant::now();
         let exe = std::env::current_exe().context("finding this executable to start workers")?;
         let per = args.shoppers / workers;
         let mut handles = Vec::new();
@@ -372,10 +454,13 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         let mut stdins = Vec::new();
         // Each worker's reader sends `Some(held)` when the worker holds, `None` if it ended first.
         let (holding_tx, mut holding_rx) = mpsc::unbounded_channel::<Option<u64>>();
+        let ramped_workers = Arc::new(AtomicU64::new(0));
         for w in 0..workers {
             let mut worker_args = args.clone();
             worker_args.shoppers = per + u64::from(w < args.shoppers % workers);
             worker_args.ramp_rate = args.ramp_rate / workers as f64;
+            worker_args.port_slice = u32::try_from(w).unwrap_or(u32::MAX);
+            worker_args.port_slices = u32::try_from(workers).unwrap_or(u32::MAX);
             let mut child = Command::new(&exe)
                 .arg("worker")
                 .args(to_flags(&worker_args))
@@ -388,12 +473,12 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             stdins.push(child.stdin.take().context("worker stdin")?);
             let bar = bar.clone();
             let joined_total = joined_total.clone();
-            let samples = samples.clone();
+            let ramped_workers = ramped_workers.clone();
             let holding_tx = holding_tx.clone();
             handles.push(std::thread::spawn(
-                move || -> anyhow::Result<(WireTally, u64, f64)> {
+                move || -> anyhow::Result<WorkerResult> {
                     let mut holding = false;
-                    let read = || -> anyhow::Result<(WireTally, u64, f64)> {
+                    let read = || -> anyhow::Result<WorkerResult> {
                         let mut last = 0u64;
                         for line in BufReader::new(stdout).lines() {
                             let line = line?;
@@ -404,8 +489,16 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
                                         - last;
                                     last = n;
                                     bar.set_position(total);
-                                    if let Ok(mut s) = samples.lock() {
-                                        s.push((started.elapsed().as_secs_f64(), total));
+                                }
+                                Ok(WorkerLine::Ramped(n)) => {
+                                    let total = joined_total.fetch_add(n - last, Ordering::Relaxed)
+                                        + n
+                                        - last;
+                                    last = n;
+                                    bar.set_position(total);
+                                    if ramped_workers.fetch_add(1, Ordering::Relaxed) + 1 == workers
+                                    {
+                                        start_hold(&bar, total, hold);
                                     }
                                 }
                                 Ok(WorkerLine::Holding(held)) => {
@@ -416,9 +509,10 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
                                     tally,
                                     held,
                                     ramp_s,
+                                    timeline,
                                 }) => {
                                     let _ = child.wait();
-                                    return Ok((*tally, held, ramp_s));
+                                    return Ok((*tally, held, ramp_s, timeline));
                                 }
                                 Err(_) => {}
                             }
@@ -453,26 +547,26 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         };
         drop(stdins);
         let mut tally = Tally::default();
+        let mut timeline = Timeline::default();
         let mut held = 0;
         let mut ramp = Duration::ZERO;
         for handle in handles {
-            let (wire, h, ramp_s) = handle
+            let (wire, h, ramp_s, worker_timeline) = handle
                 .join()
                 .map_err(|_| anyhow::anyhow!("worker reader thread panicked"))??;
             tally.merge(&wire);
+            timeline.merge(&worker_timeline);
             held += h;
             // The workers ramp side by side: the run's ramp ends with the slowest.
             ramp = ramp.max(Duration::from_secs_f64(ramp_s.max(0.0)));
         }
-        (tally, held, elapsed, ramp, admin)
+        (tally, held, elapsed, ramp, admin, timeline)
     };
     bar.finish_and_clear();
     let mut summary = tally.summary(args.shoppers, held, elapsed, ramp);
     summary.admin_check = admin;
     if let Some(path) = &args.plot {
-        let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
-        std::fs::write(path, plot::svg(&samples, args.shoppers))
-            .with_context(|| format!("writing the plot to {}", path.display()))?;
+        plot::write(path, &timeline.points(), args.shoppers)?;
     }
     Ok(summary)
 }
@@ -489,6 +583,8 @@ fn to_flags(args: &RunArgs) -> Vec<String> {
         format!("--sources={}", args.sources),
         format!("--reply-timeout-secs={}", args.reply_timeout_secs),
         format!("--threads={}", args.threads),
+        format!("--port-slice={}", args.port_slice),
+        format!("--port-slices={}", args.port_slices),
         "--workers=1".to_owned(),
     ]);
     if !args.products.is_empty() {
@@ -529,10 +625,25 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
             bail!("{flag} {value}: expected a number of seconds >= 0");
         }
     }
+    if let Some(path) = &args.plot {
+        plot::format_of(path)?;
+    }
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run_cli() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The error and its causes on one line, never a backtrace: these are a user's
+            // mistakes and the store's answers, not the bench's bugs.
+            eprintln!("shopper-bench: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let threads = match &cli.worker {
         Some(WorkerCommand::Worker(args)) => args.threads,
@@ -567,6 +678,9 @@ async fn lead(args: RunArgs) -> anyhow::Result<()> {
     } else {
         print!("{summary}");
     }
+    if args.shoppers > 0 && summary.shoppers_joined == 0 {
+        bail!(nobody_joined(&args, &summary));
+    }
     if let Some(failure) = summary.admin_check.as_ref().and_then(AdminReport::failure) {
         bail!(failure);
     }
@@ -581,4 +695,23 @@ async fn lead(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Why a run in which no shopper joined failed, in the user's terms.
+fn nobody_joined(args: &RunArgs, summary: &Summary) -> String {
+    let urls = args.url.join(", ");
+    let most = summary
+        .errors
+        .iter()
+        .max_by_key(|(_, count)| **count)
+        .map(|(error, count)| format!("{count} × {error}"))
+        .unwrap_or_else(|| "no answer".to_owned());
+    let hint = if most.contains("connect:") {
+        format!("is the store running at {urls}? (start it with `sneakers23 serve`)")
+    } else if most.contains("join:") {
+        format!("the store at {urls} refused the cart channel joins")
+    } else {
+        format!("check the store at {urls}")
+    };
+    format!("no shopper joined: 0 of {} ({most}); {hint}", args.shoppers)
 }

@@ -22,7 +22,7 @@ pub enum Outcome {
     ConnectRefused,
     /// The WebSocket upgrade was refused (e.g. 403, 503).
     UpgradeRefused,
-    /// The server answered with an error status.
+    /// The server refused a join (an error reply to `phx_join`).
     Refused,
     /// No answer within the reply timeout.
     Timeout,
@@ -41,6 +41,16 @@ pub enum Event {
     Push(Result<Duration, Outcome>),
     /// An `add_item`/`remove_item` round trip while holding (`--churn-per-minute`).
     Churn(Result<Duration, Outcome>),
+    /// A cart operation the store answered with an error reply, such as `out_of_stock`: an
+    /// ordinary business answer, not a failure of the run.
+    Declined {
+        /// Whether it was the first `add_item` (else a churn operation).
+        first: bool,
+        /// The reply's `reason` (or its status when it has none).
+        reason: String,
+        /// The round trip.
+        took: Duration,
+    },
     /// A `stock_change` push arrived on a watched product channel, at this wall-clock time.
     StockChange(std::time::SystemTime),
     /// A joined shopper lost its connection, and why (see [`drop_cause`]).
@@ -83,17 +93,25 @@ impl Default for Latency {
 }
 
 impl Latency {
-    fn record(&mut self, d: Duration) {
+    /// Adds one round trip.
+    pub fn record(&mut self, d: Duration) {
         let _ = self.0.record(d.as_micros().max(1) as u64);
     }
 
-    fn encode(&self) -> String {
+    /// Adds another histogram's samples.
+    pub fn add(&mut self, other: &Latency) {
+        let _ = self.0.add(&other.0);
+    }
+
+    /// The histogram as base64 text (for a worker's last line).
+    pub fn encode(&self) -> String {
         let mut bytes = Vec::new();
         let _ = V2Serializer::new().serialize(&self.0, &mut bytes);
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
-    fn decode(text: &str) -> Option<Latency> {
+    /// The histogram [`Latency::encode`] wrote.
+    pub fn decode(text: &str) -> Option<Latency> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)
             .ok()?;
@@ -103,7 +121,8 @@ impl Latency {
             .map(Latency)
     }
 
-    fn summary(&self) -> Percentiles {
+    /// Its percentiles.
+    pub fn summary(&self) -> Percentiles {
         let h = &self.0;
         let ms = |v: u64| v as f64 / 1000.0;
         Percentiles {
@@ -152,6 +171,8 @@ pub struct Tally {
     pub pushes_ok: u64,
     /// Pushes answered with an error reply (e.g. the item sold out).
     pub pushes_refused: u64,
+    /// Cart operations (first or churn) answered with an error reply, by reason.
+    pub declined: BTreeMap<String, u64>,
     /// Joined shoppers whose connection later dropped, by cause.
     pub drops: BTreeMap<String, u64>,
 }
@@ -176,13 +197,21 @@ impl Tally {
             }
             Event::Connect(Err(o)) => self.error("connect", o),
             Event::Join(Err(o)) => self.error("join", o),
-            Event::Push(Err(o)) => {
-                if o == Outcome::Refused {
-                    self.pushes_refused += 1;
-                }
-                self.error("push", o)
-            }
+            Event::Push(Err(o)) => self.error("push", o),
             Event::Churn(Ok(d)) => self.churn.record(d),
+            Event::Declined {
+                first,
+                reason,
+                took,
+            } => {
+                if first {
+                    self.pushes_refused += 1;
+                    self.push.record(took);
+                } else {
+                    self.churn.record(took);
+                }
+                *self.declined.entry(reason).or_default() += 1;
+            }
             Event::Churn(Err(o)) => self.error("churn", o),
             Event::StockChange(at) => self.stock_changes.record(at),
             Event::Dropped(cause) => *self.drops.entry(cause).or_default() += 1,
@@ -212,6 +241,7 @@ impl Tally {
             joined: self.joined,
             pushes_ok: self.pushes_ok,
             pushes_refused: self.pushes_refused,
+            declined: self.declined.clone(),
             drops: self.drops.clone(),
         }
     }
@@ -235,6 +265,9 @@ impl Tally {
         self.joined += other.joined;
         self.pushes_ok += other.pushes_ok;
         self.pushes_refused += other.pushes_refused;
+        for (k, v) in &other.declined {
+            *self.declined.entry(k.clone()).or_default() += v;
+        }
         for (k, v) in &other.drops {
             *self.drops.entry(k.clone()).or_default() += v;
         }
@@ -259,6 +292,7 @@ impl Tally {
             add_item: self.push.summary(),
             churn: self.churn.summary(),
             stock_changes: (self.stock_changes.count > 0).then_some(self.stock_changes),
+            declined: self.declined.clone(),
             errors: self.errors.clone(),
             admin_check: None,
         }
@@ -317,6 +351,8 @@ pub struct WireTally {
     joined: u64,
     pushes_ok: u64,
     pushes_refused: u64,
+    #[serde(default)]
+    declined: BTreeMap<String, u64>,
     drops: BTreeMap<String, u64>,
 }
 
@@ -355,6 +391,10 @@ pub struct Summary {
     /// `stock_change` deliveries on watched product channels (`--products`), when any arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stock_changes: Option<StockChanges>,
+    /// Cart operations the store answered with an error reply (`out_of_stock`, `cart_full`,
+    /// …), by reason: what a shopper would see, not a failure of the run.
+    #[serde(default)]
+    pub declined: BTreeMap<String, u64>,
     /// Failures, `step:outcome` → count.
     pub errors: BTreeMap<String, u64>,
     /// What the `--check-admin` dashboards counted, when asked.
@@ -395,11 +435,22 @@ impl std::fmt::Display for Summary {
             ("add_item", &self.add_item),
             ("churn", &self.churn),
         ] {
+            if name == "churn" && p.count == 0 {
+                continue; // no churn was asked for (or none was answered)
+            }
             writeln!(
                 f,
                 "  {name:<20} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
                 p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
             )?;
+        }
+        if !self.declined.is_empty() {
+            let reasons: Vec<String> = self
+                .declined
+                .iter()
+                .map(|(reason, count)| format!("{count} {reason}"))
+                .collect();
+            writeln!(f, "declined by the store   {}", reasons.join(", "))?;
         }
         if self.errors.is_empty() {
             writeln!(f, "errors                  none")?;

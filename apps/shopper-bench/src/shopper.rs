@@ -3,6 +3,7 @@
 //! optionally churning its cart) until told to stop.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,11 +12,20 @@ use channels_protocol::codec::{FrameKind, Message, Payload, Serializer};
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use serde_json::json;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use crate::ports::Ports;
 use crate::report::{Event, Outcome, drop_cause};
+
+/// How the store answered a cart operation.
+enum CartAnswer {
+    /// `ok`, after this round trip.
+    Ok(Duration),
+    /// An error reply with this reason, after this round trip.
+    Declined(String, Duration),
+}
 
 /// What every shopper of a run is told.
 #[derive(Clone, Debug)]
@@ -73,13 +83,19 @@ fn note_stock_change(plan: &Plan, text: &str, events: &tokio::sync::mpsc::Unboun
     }
 }
 
-/// Waits for the reply to `r`, skipping pushes (but noting stock changes); the reply's status.
+/// A reply: its status, and the `reason` of its response when it has one.
+struct Answer {
+    status: String,
+    reason: Option<String>,
+}
+
+/// Waits for the reply to `r`, skipping pushes (but noting stock changes).
 async fn reply_to(
     ws: &mut Ws,
     r: u64,
     plan: &Plan,
     events: &tokio::sync::mpsc::UnboundedSender<Event>,
-) -> Result<String, Outcome> {
+) -> Result<Answer, Outcome> {
     let limit = plan.reply_timeout;
     let want = r.to_string();
     let deadline = tokio::time::Instant::now() + limit;
@@ -99,7 +115,18 @@ async fn reply_to(
         if let Ok(Received::Reply(reply)) = client::decode(Serializer::V2, FrameKind::Text, data)
             && reply.ref_.as_deref() == Some(want.as_str())
         {
-            return Ok(reply.status);
+            let reason = match &reply.response {
+                // The store answers `{"error": code}`; Phoenix's convention is `reason`.
+                Payload::Json(response) => ["error", "reason"]
+                    .iter()
+                    .find_map(|key| response.get(*key).and_then(|r| r.as_str()))
+                    .map(str::to_owned),
+                Payload::Binary(_) => None,
+            };
+            return Ok(Answer {
+                status: reply.status,
+                reason,
+            });
         }
     }
 }
@@ -117,20 +144,44 @@ async fn join(
         .await
         .map_err(|_| Outcome::Closed)?;
     match reply_to(ws, r, plan, events).await? {
-        status if status == "ok" => Ok(()),
+        answer if answer.status == "ok" => Ok(()),
         _ => Err(Outcome::Refused),
     }
 }
 
-async fn open(plan: &Plan, source: IpAddr) -> Result<Ws, Outcome> {
-    let socket = TcpSocket::new_v4().map_err(|_| Outcome::NoDescriptor)?;
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .map_err(|_| Outcome::NoPort)?;
-    let stream = socket
-        .connect(plan.server)
-        .await
-        .map_err(|_| Outcome::ConnectRefused)?;
+/// Tries this many local ports before giving up on a connection.
+const PORT_TRIES: usize = 16;
+
+/// Connects from `source`, on a port the bench picks (see [`crate::ports`]): binding to an
+/// explicit port costs the kernel one lookup, where asking it for any free port makes it
+/// search the range among the tens of thousands the bench already holds.
+async fn connect(plan: &Plan, source: IpAddr, ports: &Ports) -> Result<TcpStream, Outcome> {
+    let mut last = Outcome::NoPort;
+    for _ in 0..PORT_TRIES {
+        let socket = TcpSocket::new_v4().map_err(|_| Outcome::NoDescriptor)?;
+        let _ = socket.set_reuseaddr(true);
+        if socket
+            .bind(SocketAddr::new(source, ports.next(source)))
+            .is_err()
+        {
+            continue; // in use by another socket of this host: try the next port
+        }
+        match socket.connect(plan.server).await {
+            Ok(stream) => return Ok(stream),
+            // The 4-tuple is taken (e.g. by a connection in TIME_WAIT): try the next port.
+            Err(error) if error.kind() == std::io::ErrorKind::AddrNotAvailable => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(_) => {
+                last = Outcome::ConnectRefused;
+                break;
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn open(plan: &Plan, source: IpAddr, ports: &Ports) -> Result<Ws, Outcome> {
+    let stream = connect(plan, source, ports).await?;
     let _ = stream.set_nodelay(true);
     let (ws, _) = tokio_tungstenite::client_async(plan.url.as_str(), stream)
         .await
@@ -142,11 +193,14 @@ async fn open(plan: &Plan, source: IpAddr) -> Result<Ws, Outcome> {
 pub async fn run(
     plan: Plan,
     source: IpAddr,
+    ports: Arc<Ports>,
     events: tokio::sync::mpsc::UnboundedSender<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
-    let mut ws = match open(&plan, source).await {
+    let opened = open(&plan, source, &ports).await;
+    drop(ports);
+    let mut ws = match opened {
         Ok(ws) => ws,
         Err(outcome) => {
             let _ = events.send(Event::Connect(Err(outcome)));
@@ -201,22 +255,39 @@ pub async fn run(
         {
             return Err(Outcome::Closed);
         }
-        let status = reply_to(ws, r, &plan, &events).await?;
-        if status == "ok" {
+        let answer = reply_to(ws, r, &plan, &events).await?;
+        if answer.status == "ok" {
             if remove {
                 cart.retain(|i| *i != item);
             } else {
                 cart.push(item);
             }
-            Ok(sent.elapsed())
+            Ok(CartAnswer::Ok(sent.elapsed()))
         } else {
-            Err(Outcome::Refused)
+            Ok(CartAnswer::Declined(
+                answer.reason.unwrap_or(answer.status),
+                sent.elapsed(),
+            ))
         }
+    };
+    let report = |result: Result<CartAnswer, Outcome>, first: bool| {
+        let event = match result {
+            Ok(CartAnswer::Ok(took)) if first => Event::Push(Ok(took)),
+            Ok(CartAnswer::Ok(took)) => Event::Churn(Ok(took)),
+            Ok(CartAnswer::Declined(reason, took)) => Event::Declined {
+                first,
+                reason,
+                took,
+            },
+            Err(outcome) if first => Event::Push(Err(outcome)),
+            Err(outcome) => Event::Churn(Err(outcome)),
+        };
+        let _ = events.send(event);
     };
 
     r += 1;
     let first = add_or_remove(&mut ws, r, &mut cart).await;
-    let _ = events.send(Event::Push(first));
+    report(first, true);
 
     let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
     heartbeat.tick().await;
@@ -239,7 +310,7 @@ pub async fn run(
                 r += 1;
                 let result = add_or_remove(&mut ws, r, &mut cart).await;
                 let closed = matches!(result, Err(Outcome::Closed));
-                let _ = events.send(Event::Churn(result));
+                report(result, false);
                 if closed {
                     let cause = "closed during a cart operation".to_owned();
                     let _ = events.send(Event::Dropped(cause));

@@ -149,7 +149,20 @@ function renderCartCount(item, count, highlight) {
   const counter = $(`admin-item-cart-count-${item}`);
   if (!counter) return; // an item this page does not show (spec §19.6)
   counter.textContent = formatCount(count);
+  renderOver(item);
   if (highlight) flash($(`admin-item-${item}`));
+}
+
+/** Warns on an item that more carts hold than there are units left (not all can buy it). */
+function renderOver(item) {
+  const line = $(`admin-item-${item}`);
+  if (!line) return;
+  const carts = state.carts.get(item) ?? 0;
+  const available = state.stock.get(item)?.available;
+  const over = available !== undefined && carts > available;
+  line.classList.toggle("admin-item--over", over);
+  const warning = line.querySelector(".admin-item__over");
+  if (warning) warning.hidden = !over;
 }
 
 function renderStock(item, stock) {
@@ -163,7 +176,11 @@ function renderStock(item, stock) {
   }
   line.classList.add(`admin-item--level-${stock.level}`);
   const dot = line.querySelector(".admin-item__level");
-  if (dot) dot.title = stock.level;
+  if (dot) {
+    dot.title = stock.level;
+    dot.setAttribute("aria-label", `${stock.level} stock`);
+  }
+  renderOver(item);
 }
 
 function renderReleased(product, released) {
@@ -254,7 +271,9 @@ function drawChart() {
       svg("text", { class: "chart__axis-label", x: left - 6, y: y(value) + 4, "text-anchor": "end" }, formatCount(Math.round(value))),
     );
   }
-  for (const minutes of [10, 8, 6, 4, 2, 0]) {
+  // About 70 px per label, so that they never overlap (a phone gets fewer).
+  const marks = width >= 480 ? [10, 8, 6, 4, 2, 0] : width >= 300 ? [10, 5, 0] : [10, 0];
+  for (const minutes of marks) {
     const t = now - minutes * 60 * 1000;
     const label = minutes === 0 ? "now" : `-${minutes} min`;
     const anchor = minutes === 10 ? "start" : minutes === 0 ? "end" : "middle";
@@ -295,19 +314,21 @@ function setStatus(kind, text) {
 }
 
 const socket = new Socket("/admin_socket", { params: { token: window.adminToken } });
-let failures = 0;
-socket.onOpen(() => {
-  failures = 0;
-});
+// The page's token is valid for one day: only a page that old needs a reload to sign in again;
+// otherwise the socket reconnects by itself and the channel rejoins with a fresh snapshot.
+const TOKEN_LIFETIME_MS = 24 * 60 * 60 * 1000;
+const loadedAt = Date.now();
 socket.onError(() => {
-  failures += 1;
-  // The token is valid for one day: a page left open longer must be reloaded.
-  setStatus("down", failures > 3 ? "disconnected — reload the page to sign in again" : "reconnecting…");
+  const expired = Date.now() - loadedAt > TOKEN_LIFETIME_MS - 60 * 1000;
+  setStatus("down", expired ? "signed out — reload the page to sign in again" : "reconnecting…");
 });
 socket.connect();
 
 const channel = socket.channel("admin:dashboard", {});
-channel.on("aggregate", applySnapshot);
+channel.on("aggregate", (snapshot) => {
+  applySnapshot(snapshot);
+  setStatus("live", "live"); // also after a reconnect's rejoin
+});
 channel.on("aggregate_delta", applyDelta);
 
 let snapshotRequested = false;

@@ -7,14 +7,25 @@
 //! 2. an item is out of stock in the cache ⇒ [`CheckoutOutcome::OutOfStock`];
 //! 3. an item's product is unreleased in the cache ⇒ [`CheckoutOutcome::NotReleased`];
 //! 4. the purchase transaction fails ⇒ [`CheckoutOutcome::PurchaseFailed`];
-//! 5. otherwise every item was decremented by one ⇒ [`CheckoutOutcome::Complete`].
+//! 5. its commit's answer was lost and the order could not be looked up ⇒
+//!    [`CheckoutOutcome::Unconfirmed`] (the completion page looks again);
+//! 6. otherwise the order is written and every item was decremented by one ⇒
+//!    [`CheckoutOutcome::Complete`] — or, for a replayed form (same order key), the order
+//!    written earlier, and nothing is sold again.
+//!
+//! Every purchase is an order named by an idempotency key ([`new_order_key`]) that the
+//! checkout form carries; see [`crate::db::Db::purchase_order`].
 //!
 //! Checks 2–3 read the cache and only look at items it knows; the database transaction is the
 //! authoritative check (an unknown id fails there). [`CheckoutOutcome::flash_message`] gives
 //! the spec's flash text.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+
 use crate::cart::{Cart, CartItemView, cart_items};
-use crate::db::DbError;
+use crate::db::{DbError, Purchase};
 use crate::inventory::{Inventory, InventorySnapshot};
 
 /// What `GET /checkout` shows for a cart.
@@ -60,8 +71,15 @@ impl CheckoutPage {
 /// Result of `POST /checkout`.
 #[derive(Debug)]
 pub enum CheckoutOutcome {
-    /// Bought: redirect to `/checkout/complete`.
-    Complete,
+    /// Bought now, or earlier with the same order key: redirect to the order's completion
+    /// page.
+    Complete(Purchase),
+    /// The commit's answer was lost and the order could not be looked up yet: the
+    /// completion page of this order key looks again.
+    Unconfirmed {
+        /// The order key.
+        key: String,
+    },
     /// Empty or invalid cart: flash "Your cart is empty", redirect to `/checkout`.
     EmptyCart,
     /// Some item is sold out (cache): flash and redirect back to the checkout page.
@@ -76,7 +94,7 @@ impl CheckoutOutcome {
     /// The flash error to show, `None` on success.
     pub fn flash_message(&self) -> Option<&'static str> {
         match self {
-            Self::Complete => None,
+            Self::Complete(_) | Self::Unconfirmed { .. } => None,
             Self::EmptyCart => Some("Your cart is empty"),
             Self::OutOfStock => Some("Your cart has out-of-stock shoes"),
             Self::NotReleased => Some("Your cart has unreleased shoes"),
@@ -86,7 +104,7 @@ impl CheckoutOutcome {
 
     /// True for [`CheckoutOutcome::Complete`].
     pub fn is_complete(&self) -> bool {
-        matches!(self, Self::Complete)
+        matches!(self, Self::Complete(_))
     }
 }
 
@@ -105,16 +123,49 @@ pub fn precheck(snapshot: &InventorySnapshot, cart: &Cart) -> Result<(), Checkou
     Ok(())
 }
 
-/// Purchases the cart: [`precheck`], then one database transaction selling one unit of every
-/// item (see [`Inventory::purchase`]).
+/// Longest order key accepted from a form.
+pub const MAX_ORDER_KEY_LEN: usize = 64;
+
+/// A fresh order key for a checkout form: 16 random bytes, URL-safe base64 (22 characters).
+pub fn new_order_key() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `key` looks like an order key (16 to [`MAX_ORDER_KEY_LEN`] URL-safe base64
+/// characters): anything else from a form is refused before it reaches the database.
+pub fn is_valid_order_key(key: &str) -> bool {
+    (16..=MAX_ORDER_KEY_LEN).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Purchases the cart as a new order with a fresh key. See [`purchase_order`].
 pub async fn purchase(inventory: &Inventory, cart: &Cart) -> CheckoutOutcome {
+    purchase_order(inventory, &new_order_key(), cart).await
+}
+
+/// Purchases the cart as order `key`: a replayed key answers with the order written earlier
+/// (before the cache checks, which a completed order's sold-out items would fail); otherwise
+/// [`precheck`], then one database transaction writing the order and selling one unit of
+/// every item (see [`Inventory::purchase_order`]).
+pub async fn purchase_order(inventory: &Inventory, key: &str, cart: &Cart) -> CheckoutOutcome {
+    if let Ok(Some(order)) = inventory.db().find_order_bounded(key).await {
+        return CheckoutOutcome::Complete(Purchase::Existing(order));
+    }
     if let Err(outcome) = precheck(&inventory.snapshot(), cart) {
         return outcome;
     }
-    match inventory.purchase(cart.item_ids()).await {
-        Ok(()) => CheckoutOutcome::Complete,
+    match inventory.purchase_order(key, cart.item_ids()).await {
+        Ok(purchase) => CheckoutOutcome::Complete(purchase),
+        Err(DbError::CommitUnknown { key, cause }) => {
+            tracing::warn!(order = %key, %cause, "purchase outcome unknown");
+            CheckoutOutcome::Unconfirmed { key }
+        }
         Err(e) => {
-            tracing::info!(item_ids = ?cart.item_ids(), error = %e, "checkout purchase failed");
+            crate::logs::client_error_with("checkout purchase failed", &e);
             CheckoutOutcome::PurchaseFailed(e)
         }
     }
@@ -170,8 +221,22 @@ mod tests {
     }
 
     #[test]
+    fn order_keys_are_checked_before_the_database() {
+        let key = new_order_key();
+        assert_eq!(key.len(), 22);
+        assert!(is_valid_order_key(&key));
+        assert_ne!(key, new_order_key());
+        assert!(!is_valid_order_key("short"));
+        assert!(!is_valid_order_key(&"a".repeat(MAX_ORDER_KEY_LEN + 1)));
+        assert!(!is_valid_order_key("0123456789abcdef'; DROP"));
+    }
+
+    #[test]
     fn flash_messages_are_the_spec_texts() {
-        assert_eq!(CheckoutOutcome::Complete.flash_message(), None);
+        assert_eq!(
+            CheckoutOutcome::Unconfirmed { key: "k".into() }.flash_message(),
+            None
+        );
         assert_eq!(
             CheckoutOutcome::EmptyCart.flash_message(),
             Some("Your cart is empty")

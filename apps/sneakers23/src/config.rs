@@ -86,6 +86,25 @@ pub enum ConfigError {
         /// I/O error.
         cause: std::io::Error,
     },
+    /// Production with a secret that is long enough for Phoenix but guessable.
+    #[error(
+        "SECRET_KEY_BASE is too weak for production ({reason}): use at least \
+         {MIN_PROD_SECRET_LEN} random characters, e.g. `head -c 48 /dev/urandom | base64 -w0`"
+    )]
+    WeakSecret {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Production with a guessable admin password.
+    #[error(
+        "ADMIN_PASSWORD is too weak for production ({reason}): use at least \
+         {MIN_PROD_PASSWORD_LEN} characters that are not a common password, e.g. \
+         `head -c 18 /dev/urandom | base64`"
+    )]
+    WeakAdminPassword {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Production without admin credentials.
     #[error("ADMIN_USER and ADMIN_PASSWORD are required with --env prod")]
     MissingAdminCredentials,
@@ -110,7 +129,7 @@ pub enum ConfigError {
     /// The CLI has no secret to derive the control token from.
     #[error(
         "no SECRET_KEY_BASE to authenticate to the node: set SECRET_KEY_BASE to the node's \
-         secret, or run the command from the node's directory (development secret in {})",
+         secret, or SECRET_KEY_FILE to the node's development secret file (looked for {})",
         path.display()
     )]
     NoSecretForCli {
@@ -131,7 +150,11 @@ pub fn resolve_secret_key_base(
     file: &Path,
 ) -> Result<String, ConfigError> {
     if let Some(secret) = given.filter(|s| !s.is_empty()) {
-        return check_secret(secret.to_owned());
+        let secret = check_secret(secret.to_owned())?;
+        if env == Env::Prod {
+            check_production_secret(&secret)?;
+        }
+        return Ok(secret);
     }
     if env == Env::Prod {
         return Err(ConfigError::MissingSecret);
@@ -178,6 +201,64 @@ pub fn read_secret_key_base(given: Option<&str>, file: &Path) -> Result<String, 
     }
 }
 
+/// Shortest `SECRET_KEY_BASE` production accepts (`mix phx.gen.secret` makes 64).
+pub const MIN_PROD_SECRET_LEN: usize = 32;
+/// Shortest `ADMIN_PASSWORD` production accepts.
+pub const MIN_PROD_PASSWORD_LEN: usize = 12;
+
+/// Fewest distinct characters in a production secret or password: `aaaa…` is refused.
+const MIN_DISTINCT: usize = 8;
+
+/// Passwords refused in production whatever their length (compared case-insensitively, and
+/// as prefixes of a longer password padded with digits).
+const COMMON_PASSWORDS: [&str; 8] = [
+    "password", "admin", "123456", "qwerty", "letmein", "welcome", "sneakers", "changeme",
+];
+
+fn distinct(text: &str) -> usize {
+    text.bytes()
+        .collect::<std::collections::BTreeSet<u8>>()
+        .len()
+}
+
+fn check_production_secret(secret: &str) -> Result<(), ConfigError> {
+    if secret.len() < MIN_PROD_SECRET_LEN {
+        return Err(ConfigError::WeakSecret {
+            reason: "too short",
+        });
+    }
+    if distinct(secret) < MIN_DISTINCT * 2 {
+        return Err(ConfigError::WeakSecret {
+            reason: "too few distinct characters",
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a guessable admin password (production only).
+pub fn check_production_password(user: &str, password: &str) -> Result<(), ConfigError> {
+    let lower = password.to_ascii_lowercase();
+    let reason = if password.len() < MIN_PROD_PASSWORD_LEN {
+        Some("too short")
+    } else if lower == user.to_ascii_lowercase() {
+        Some("the same as the user name")
+    } else if distinct(password) < MIN_DISTINCT {
+        Some("too few distinct characters")
+    } else if COMMON_PASSWORDS.iter().any(|common| {
+        lower
+            .strip_prefix(common)
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit() || b == b'!'))
+    }) {
+        Some("a common password")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ConfigError::WeakAdminPassword { reason }),
+        None => Ok(()),
+    }
+}
+
 fn check_secret(secret: String) -> Result<String, ConfigError> {
     if secret.len() < MIN_SECRET_KEY_BASE_LEN {
         return Err(ConfigError::SecretTooShort { len: secret.len() });
@@ -205,7 +286,14 @@ pub fn admin_credentials(
     env: Env,
 ) -> Result<AdminCredentials, ConfigError> {
     match (user, password, env) {
-        (Some(user), Some(password), _) => Ok(AdminCredentials {
+        (Some(user), Some(password), Env::Prod) => {
+            check_production_password(user, password)?;
+            Ok(AdminCredentials {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            })
+        }
+        (Some(user), Some(password), Env::Dev) => Ok(AdminCredentials {
             user: user.to_owned(),
             password: password.to_owned(),
         }),
@@ -257,7 +345,7 @@ mod tests {
     fn a_given_secret_wins_and_must_be_long_enough() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("secret");
-        let long = "x".repeat(64);
+        let long = "0123456789abcdefghijklmnopqrstuvwxyz".repeat(2);
         assert_eq!(
             resolve_secret_key_base(Some(&long), Env::Prod, &file).ok(),
             Some(long)
@@ -299,8 +387,42 @@ mod tests {
             admin_credentials(Some("a"), None, Env::Prod),
             Err(ConfigError::MissingAdminCredentials)
         ));
-        let given = admin_credentials(Some("ops"), Some("s3cret"), Env::Prod).ok();
+        let given = admin_credentials(Some("ops"), Some("s3cret"), Env::Dev).ok();
         assert_eq!(given.map(|c| c.user), Some("ops".to_owned()));
+        let given = admin_credentials(Some("ops"), Some("correct horse battery"), Env::Prod).ok();
+        assert_eq!(given.map(|c| c.user), Some("ops".to_owned()));
+    }
+
+    #[test]
+    fn production_refuses_weak_passwords_and_secrets() {
+        for (password, reason) in [
+            ("password", "too short"),
+            ("Password123456", "a common password"),
+            ("aaaaaaaaaaaaaaaa", "too few distinct characters"),
+            ("administrator", "the same as the user name"),
+        ] {
+            let err = admin_credentials(Some("administrator"), Some(password), Env::Prod)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(reason), "{password}: {err}");
+            if password.len() > "password".len() {
+                assert!(
+                    !err.contains(password),
+                    "the password is never echoed: {err}"
+                );
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("secret");
+        let weak = "a".repeat(20);
+        assert!(matches!(
+            resolve_secret_key_base(Some(&weak), Env::Prod, &file),
+            Err(ConfigError::WeakSecret { .. })
+        ));
+        assert!(resolve_secret_key_base(Some(&weak), Env::Dev, &file).is_ok());
+        let strong = "k8Jq2VxR9mTzL4wPfY7nB3cHs6dGe1aUoZ5tQiXv";
+        assert!(resolve_secret_key_base(Some(strong), Env::Prod, &file).is_ok());
     }
 
     #[test]

@@ -10,23 +10,25 @@
 //! - [`inventory`]: the per-node cache every read is served from, and the release / sell /
 //!   purchase operations with their notifications;
 //! - [`replication`]: inventory events between nodes over pubsub;
-//! - [`cart`]: the cart and its rendering; [`checkout`]: the checkout checks and page model;
+//! - [`cart`]: the cart and its rendering; [`cart_meta`]: a tab's bounded CartTracker meta; [`checkout`]: the checkout checks and page model;
 //! - [`reducer`]: sell stock at random (demo and load tool).
 //!
 //! On the core, the serving node:
 //!
 //! - [`node`]: starting and stopping a node (`serve`), [`config`]: its settings;
 //! - [`listener`]: accepting connections, and refusing them cleanly when file descriptors run
-//!   out;
+//!   out; [`server`]: serving them with a header-read timeout and a cap per source address;
 //! - [`cluster`]: the node in a cluster (catching up after a broker outage);
 //! - [`web`]: pages, checkout, assets, control API, health and metrics on one [`web::AppState`];
 //! - [`sockets`]: the ProductSocket with its `product:*` and `cart:*` channels;
 //! - [`notifier`]: inventory changes to browsers; [`tokens`]: the signed cart and control token;
-//! - [`control`]: the operator CLI's client of the control API;
+//! - [`control`]: the operator CLI's client of the control API; [`logs`]: rate-limited log
+//!   lines for clients' bad input;
 //! - [`admin`]: the admin dashboard of live shoppers (CartTracker presence and its aggregate).
 
 pub mod admin;
 pub mod cart;
+pub mod cart_meta;
 pub mod checkout;
 pub mod cluster;
 pub mod config;
@@ -35,12 +37,14 @@ pub mod db;
 pub mod inventory;
 pub mod level;
 pub mod listener;
+pub mod logs;
 pub mod model;
 pub mod node;
 pub mod notifier;
 pub mod reducer;
 pub mod replication;
 pub mod seed;
+pub mod server;
 pub mod sockets;
 pub mod tokens;
 pub mod web;

@@ -65,9 +65,8 @@ pub fn is_out_of_fds(error: &io::Error) -> bool {
 }
 
 /// A [`TcpListener`] that refuses connections cleanly, counts them and logs a clear error when
-/// the process runs out of file descriptors (see the module docs). Serve it with
-/// `axum::serve(listener.tap_io(|_| {}), …)` to keep `ConnectInfo<SocketAddr>` (axum
-/// provides it for tapped listeners).
+/// the process runs out of file descriptors (see the module docs). The node serves it with
+/// [`crate::server::serve`]; it also implements `axum::serve::Listener`.
 #[derive(Debug)]
 pub struct FdLimitListener {
     inner: TcpListener,

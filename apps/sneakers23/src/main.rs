@@ -24,28 +24,21 @@ use sneakers23::{cart, seed, tokens};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    #[command(flatten)]
-    db: DbArgs,
     #[command(subcommand)]
     command: Command,
 }
 
-/// Database connection flags shared by every command.
+/// Database connection flags of the commands that use the database.
 #[derive(Debug, Args)]
 struct DbArgs {
     /// Database URL: sqlite://<path> (created on first use) or postgres://user@host/db.
-    #[arg(long, env = "DATABASE_URL", default_value = db::DEFAULT_DATABASE_URL, global = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = db::DEFAULT_DATABASE_URL)]
     database_url: String,
     /// Maximum database connections.
-    #[arg(long, env = "POOL_SIZE", default_value_t = 10, global = true)]
+    #[arg(long, env = "POOL_SIZE", default_value_t = 10)]
     pool_size: u32,
     /// Milliseconds a query waits for a database connection before failing.
-    #[arg(
-        long,
-        env = "DB_ACQUIRE_TIMEOUT_MS",
-        default_value_t = 3000,
-        global = true
-    )]
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
     db_acquire_timeout_ms: u64,
 }
 
@@ -71,29 +64,66 @@ struct SecretArgs {
     /// Signing secret of sessions and tokens; the same on every node (required with --env prod).
     #[arg(long, env = "SECRET_KEY_BASE", hide_env_values = true)]
     secret_key_base: Option<String>,
-    /// Development only: file where a generated secret is kept between runs.
-    #[arg(long, env = "SECRET_KEY_FILE", default_value = "data/secret_key_base")]
-    secret_key_file: PathBuf,
+    /// Development only: file where a generated secret is kept between runs [default:
+    /// ~/.local/share/sneakers23/secret_key_base, shared by every folder the store runs from].
+    #[arg(long, env = "SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
 }
 
-/// How a node command reaches the running node.
+/// The development secret file when none is given: one per user, so that the operator
+/// commands find it from any folder.
+fn default_secret_key_file() -> PathBuf {
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|home| PathBuf::from(home).join(".local").join("share"))
+        });
+    match data_home {
+        Some(dir) => dir.join("sneakers23").join("secret_key_base"),
+        None => PathBuf::from("data/secret_key_base"),
+    }
+}
+
+/// How an operator command reaches the running node.
 #[derive(Debug, Args)]
 struct NodeArgs {
-    /// URL of the node (its control API answers on loopback only).
-    #[arg(long, env = "NODE_URL", default_value = DEFAULT_NODE_URL)]
-    node_url: String,
-    #[command(flatten)]
-    secret: SecretArgs,
+    /// URL of the node (its control API answers on loopback only) [default:
+    /// http://127.0.0.1:$PORT when PORT is set, as for `serve`, else http://127.0.0.1:4000].
+    #[arg(long, env = "NODE_URL")]
+    node_url: Option<String>,
+    /// The node's SECRET_KEY_BASE [default: the development secret a node on this machine
+    /// generated].
+    #[arg(long, env = "SECRET_KEY_BASE", hide_env_values = true)]
+    secret_key_base: Option<String>,
+    /// The development secret file the node uses, when not the default one.
+    #[arg(long, env = "SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
 }
 
 impl NodeArgs {
+    /// The node's URL: `--node-url`/`NODE_URL`, else the `PORT` a `serve` in this environment
+    /// would listen on, else the default port.
+    fn node_url(&self) -> String {
+        if let Some(url) = &self.node_url {
+            return url.clone();
+        }
+        match std::env::var("PORT").ok().filter(|p| !p.trim().is_empty()) {
+            Some(port) => format!("http://127.0.0.1:{}", port.trim()),
+            None => DEFAULT_NODE_URL.to_owned(),
+        }
+    }
+
     fn client(&self) -> anyhow::Result<ControlClient> {
-        let secret = config::read_secret_key_base(
-            self.secret.secret_key_base.as_deref(),
-            &self.secret.secret_key_file,
-        )?;
+        let file = self
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(default_secret_key_file);
+        let secret = config::read_secret_key_base(self.secret_key_base.as_deref(), &file)?;
         Ok(ControlClient::new(
-            &self.node_url,
+            &self.node_url(),
             &tokens::ops_token(&secret),
         )?)
     }
@@ -113,6 +143,8 @@ struct ServeArgs {
     env: Env,
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    db: DbArgs,
     /// This node's name in the cluster: unique per node, stable across its restarts.
     #[arg(long, env = "NODE_NAME", default_value = "sneakers23")]
     node_name: String,
@@ -142,18 +174,22 @@ struct ServeArgs {
     /// CartTracker shards [default: number of CPUs]; must be equal on every node.
     #[arg(long, env = "TRACKER_POOL_SIZE")]
     tracker_pool_size: Option<usize>,
-    /// Seed the two shoes of the book when the database has no product.
-    #[arg(long, env = "SEED_IF_EMPTY", default_value_t = true, action = clap::ArgAction::Set)]
-    seed_if_empty: bool,
+    /// Seed the two shoes of the book when the database has no product [default: true in dev,
+    /// false in prod, where a missing or empty database stops the node instead].
+    #[arg(long, env = "SEED_IF_EMPTY", action = clap::ArgAction::Set)]
+    seed_if_empty: Option<bool>,
     /// Seed of the random stock when seeding (reproducible data).
     #[arg(long, env = "RNG_SEED")]
     rng_seed: Option<u64>,
     /// Longest wait in milliseconds between attempts to reach the database at start.
     #[arg(long, env = "DB_RETRY_MAX_MS", default_value_t = 5000)]
     db_retry_max_ms: u64,
-    /// Mark the session cookie Secure (only sent over HTTPS).
-    #[arg(long, env = "COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
-    cookie_secure: bool,
+    /// Mark the session cookie Secure (only sent over HTTPS) [default: false in dev, true in
+    /// prod].
+    #[arg(long, env = "COOKIE_SECURE", action = clap::ArgAction::Set)]
+    cookie_secure: Option<bool>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The cluster's pubsub broker: `local` (a single node), `redis://host:6379/?cluster=NAME`
     /// or `nats://host:4222/?cluster=NAME`; the same on every node. See docs/OPERATIONS.md for
     /// the URL's tuning parameters.
@@ -174,13 +210,87 @@ struct ServeArgs {
     drain_timeout_ms: u64,
 }
 
+/// The `serve` command's limits and timeouts (docs/OPERATIONS.md, "Limits and protections").
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// PostgreSQL statement_timeout in milliseconds.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    db_statement_timeout_ms: u64,
+    /// PostgreSQL lock_timeout in milliseconds.
+    #[arg(long, env = "DB_LOCK_TIMEOUT_MS", default_value_t = 2000)]
+    db_lock_timeout_ms: u64,
+    /// Client-side bound, in milliseconds, on each step of a purchase (a database that stops
+    /// answering cannot hold a checkout longer).
+    #[arg(long, env = "DB_TRANSACTION_TIMEOUT_MS", default_value_t = 8000)]
+    db_transaction_timeout_ms: u64,
+    /// SQLite busy timeout in milliseconds.
+    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000)]
+    sqlite_busy_timeout_ms: u64,
+    /// Milliseconds a new connection may take to send its request headers (and a keep-alive
+    /// connection its next request's) before it is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// Most connections open at once from one source address (0: no limit).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// Most channels one WebSocket may join (a shop tab joins three).
+    #[arg(long, env = "MAX_CHANNELS", default_value_t = node::DEFAULT_MAX_CHANNELS_PER_SOCKET)]
+    max_channels_per_socket: usize,
+    /// Apply MAX_CONNECTIONS_PER_IP to loopback addresses too (off by default: behind a
+    /// reverse proxy on the same host every client is loopback).
+    #[arg(long, env = "PER_IP_LIMIT_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set)]
+    per_ip_limit_loopback: bool,
+    /// Address serving /health and /metrics apart from the shop [default: none in dev (served
+    /// on the shop's address), 127.0.0.1:9568 in prod]; `off` serves them on the shop's
+    /// address in prod too.
+    #[arg(long, env = "OPS_LISTEN")]
+    ops_listen: Option<String>,
+}
+
+impl LimitArgs {
+    fn db_options(&self, base: DbOptions, env: Env) -> DbOptions {
+        DbOptions {
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms.max(1)),
+            lock_timeout: Duration::from_millis(self.db_lock_timeout_ms.max(1)),
+            transaction_timeout: Duration::from_millis(self.db_transaction_timeout_ms.max(1)),
+            sqlite_busy_timeout: Duration::from_millis(self.sqlite_busy_timeout_ms),
+            create_if_missing: env == Env::Dev,
+            ..base
+        }
+    }
+
+    fn node_limits(&self, env: Env) -> anyhow::Result<node::Limits> {
+        let ops_listen = match (self.ops_listen.as_deref(), env) {
+            (Some("off"), _) | (None, Env::Dev) => None,
+            (None, Env::Prod) => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9568))),
+            (Some(text), _) => Some(
+                text.parse()
+                    .with_context(|| format!("OPS_LISTEN={text}: expected ADDRESS:PORT or off"))?,
+            ),
+        };
+        Ok(node::Limits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            max_connections_per_ip: self.max_connections_per_ip,
+            limit_loopback: self.per_ip_limit_loopback,
+            ops_listen,
+            max_channels_per_socket: self.max_channels_per_socket.max(1),
+        })
+    }
+}
+
 impl ServeArgs {
-    fn node_config(&self, db: &DbArgs) -> anyhow::Result<NodeConfig> {
+    fn node_config(&self) -> anyhow::Result<NodeConfig> {
+        let db = &self.db;
         let env = self.env;
+        let secret_key_file = self
+            .secret
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(default_secret_key_file);
         let secret_key_base = config::resolve_secret_key_base(
             self.secret.secret_key_base.as_deref(),
             env,
-            &self.secret.secret_key_file,
+            &secret_key_file,
         )?;
         let admin = config::admin_credentials(
             self.admin_user.as_deref(),
@@ -207,8 +317,8 @@ impl ServeArgs {
         Ok(NodeConfig {
             listen: SocketAddr::new(bind, self.port),
             database_url: db.database_url.clone(),
-            db_options: db.options(),
-            seed_if_empty: self.seed_if_empty,
+            db_options: self.limits.db_options(db.options(), env),
+            seed_if_empty: self.seed_if_empty.unwrap_or(env == Env::Dev),
             rng_seed: self.rng_seed,
             db_retry_max_delay: Duration::from_millis(self.db_retry_max_ms.max(1)),
             secret_key_base,
@@ -218,7 +328,8 @@ impl ServeArgs {
             max_cart_items: self.max_cart_items,
             admin,
             tracker,
-            cookie_secure: self.cookie_secure,
+            cookie_secure: self.cookie_secure.unwrap_or(env == Env::Prod),
+            limits: self.limits.node_limits(env)?,
             pubsub_url: Some(self.pubsub_url.clone()),
             permdown_on_shutdown: self.permdown_on_shutdown,
             drain: channels::server::DrainOptions {
@@ -244,14 +355,16 @@ enum Command {
     /// Run the store: pages, sockets, control API (prints `listening on http://ADDR`).
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations.
-    Migrate,
+    Migrate(DbArgs),
     /// Drop every table and migrate again (all data lost; ids restart at 1).
-    Reset,
+    Reset(DbArgs),
     /// Insert the two seed products and their 26 items into an empty database.
     Seed {
         /// Seed of the random availability counts, for reproducible data.
         #[arg(long, env = "RNG_SEED")]
         rng_seed: Option<u64>,
+        #[command(flatten)]
+        db: DbArgs,
     },
     /// Release a product on the running node (its pages update live).
     Release {
@@ -302,8 +415,26 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sneakers23: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The error and its causes, never a backtrace (even with RUST_BACKTRACE=1): these
+            // are the user's input and the environment's answers, not bugs of the program.
+            eprintln!("sneakers23: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -314,19 +445,22 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args.node_config(&cli.db)?).await?,
-        Command::Migrate => {
-            let db = cli.db.connect().await?;
+        Command::Serve(args) => {
+            let guide = first_steps(&args);
+            serve(args.node_config()?, guide).await?
+        }
+        Command::Migrate(db) => {
+            let db = db.connect().await?;
             db.migrate().await?;
             tracing::info!("migrations applied");
         }
-        Command::Reset => {
-            let db = cli.db.connect().await?;
+        Command::Reset(db) => {
+            let db = db.connect().await?;
             db.reset().await?;
             tracing::info!("database reset");
         }
-        Command::Seed { rng_seed } => {
-            let db = cli.db.connect().await?;
+        Command::Seed { rng_seed, db } => {
+            let db = db.connect().await?;
             db.migrate().await?;
             let inserted = seed::seed(&db, rng_seed).await?;
             let items: usize = inserted.iter().map(|p| p.item_ids.len()).sum();
@@ -398,7 +532,34 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+/// What `serve` prints under its address: where the shop and the dashboard are, and how to
+/// release a shoe, with this node's port and credentials (`{url}` and `{port}` are filled in
+/// once the node listens).
+fn first_steps(args: &ServeArgs) -> String {
+    let program = std::env::args()
+        .next()
+        .filter(|p| p.contains('/'))
+        .unwrap_or_else(|| "sneakers23".to_owned());
+    let credentials = match (args.env, &args.admin_user, &args.admin_password) {
+        (Env::Dev, None, None) => " (development credentials: admin / password)".to_owned(),
+        (_, Some(user), _) => format!(" (user {user}, password from ADMIN_PASSWORD)"),
+        _ => " (ADMIN_USER / ADMIN_PASSWORD)".to_owned(),
+    };
+    let port_env = if args.port == 4000 {
+        ""
+    } else {
+        "PORT={port} "
+    };
+    format!(
+        "  shop:            {{url}}/  (both shoes are \"coming soon\" until released)\n\
+         \x20 release a shoe:  {port_env}{program} release 1   (and 2; pages update live)\n\
+         \x20 admin dashboard: {{url}}/admin{credentials}\n\
+         \x20 load test:       cargo run --release -p shopper-bench -- --url {{url}} -n 2000 --hold-secs 30\n\
+         \x20 stop:            Ctrl-C"
+    )
+}
+
+async fn serve(config: NodeConfig, guide: String) -> anyhow::Result<()> {
     let mut node = node::start(config).await?;
     let addr = node.addr();
     let shown = if addr.ip().is_unspecified() {
@@ -406,7 +567,17 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     } else {
         addr
     };
-    println!("listening on http://{shown}");
+    let url = format!("http://{shown}");
+    println!("listening on {url}");
+    if let Some(ops) = node.ops_addr() {
+        println!("health and metrics on http://{ops}");
+    }
+    println!(
+        "{}",
+        guide
+            .replace("{url}", &url)
+            .replace("{port}", &shown.port().to_string())
+    );
     tokio::select! {
         () = shutdown_signal() => tracing::info!("shutdown requested; draining connections"),
         result = node.wait() => {

@@ -22,13 +22,20 @@
 //! [`FdLimitListener`]: when descriptors run out anyway, connections are refused cleanly, counted
 //! in `/metrics` and reported in the log, and the node keeps serving the others.
 //!
+//! Connections are served by [`crate::server::serve`] with the [`Limits`]: a header-read
+//! timeout and a cap on connections per source address. With [`Limits::ops_listen`] (the
+//! production default is loopback), `/health` and `/metrics` are served on that address only,
+//! not on the public one.
+//!
+//! In production the database must exist and hold the catalog: a missing SQLite file or an
+//! empty database stops the node with an error instead of starting a fresh, seeded shop.
+//!
 //! Tests start nodes in-process with [`NodeConfig::for_tests`] on port 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use channels::presence::Presence;
 use channels::server::{CheckOrigin, DrainOptions, Endpoint, EndpointConfig};
 use tokio::net::TcpListener;
@@ -93,6 +100,42 @@ pub struct NodeConfig {
     pub permdown_on_shutdown: bool,
     /// How shutdown drains the sockets.
     pub drain: DrainOptions,
+    /// Connection limits and the operations address.
+    pub limits: Limits,
+}
+
+/// What a node accepts from the network (docs/OPERATIONS.md, "Limits and protections").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest wait for a request head (`HEADER_READ_TIMEOUT_MS`).
+    pub header_read_timeout: Duration,
+    /// Most open connections per source address, 0: no cap (`MAX_CONNECTIONS_PER_IP`).
+    pub max_connections_per_ip: usize,
+    /// Cap loopback addresses too (`PER_IP_LIMIT_LOOPBACK`).
+    pub limit_loopback: bool,
+    /// Serve `/health` and `/metrics` on this address instead of the public one
+    /// (`OPS_LISTEN`).
+    pub ops_listen: Option<SocketAddr>,
+    /// Most channels one socket may join (`MAX_CHANNELS`). A shop tab joins three
+    /// (two products, its cart); the cap bounds the fake carts one connection can add to the
+    /// dashboard.
+    pub max_channels_per_socket: usize,
+}
+
+/// Default of [`Limits::max_channels_per_socket`].
+pub const DEFAULT_MAX_CHANNELS_PER_SOCKET: usize = 10;
+
+impl Default for Limits {
+    fn default() -> Self {
+        let connections = crate::server::ConnectionLimits::default();
+        Self {
+            header_read_timeout: connections.header_read_timeout,
+            max_connections_per_ip: connections.max_per_ip,
+            limit_loopback: connections.limit_loopback,
+            ops_listen: None,
+            max_channels_per_socket: DEFAULT_MAX_CHANNELS_PER_SOCKET,
+        }
+    }
 }
 
 impl NodeConfig {
@@ -120,6 +163,7 @@ impl NodeConfig {
             pubsub_url: None,
             permdown_on_shutdown: false,
             drain: DrainOptions::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -145,6 +189,24 @@ pub enum NodeError {
     /// `PUBSUB_URL` is wrong.
     #[error("PUBSUB_URL: {0}")]
     PubSub(#[from] pubsub::ConnectError),
+    /// Production found no database file.
+    #[error(
+        "the database file {} does not exist: in production the node never creates an empty \
+         shop; restore the file, or create it on purpose with `sneakers23 migrate` and \
+         `sneakers23 seed`",
+        path.display()
+    )]
+    MissingDatabase {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// Production found a database without products.
+    #[error(
+        "the database holds no product: in production the node never seeds an empty shop by \
+         itself; check DATABASE_URL, restore the data, or seed on purpose with \
+         `sneakers23 seed` (or SEED_IF_EMPTY=true)"
+    )]
+    EmptyDatabase,
     /// The listen address is taken or not ours.
     #[error(
         "could not listen on {addr}: {cause}; is another server using that port? Set PORT \
@@ -161,6 +223,8 @@ pub enum NodeError {
 /// A running node.
 pub struct Node {
     addr: SocketAddr,
+    ops_addr: Option<SocketAddr>,
+    ops_server: Option<JoinHandle<std::io::Result<()>>>,
     state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
@@ -182,6 +246,11 @@ impl Node {
     /// The address the node accepts connections on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address serving `/health` and `/metrics`, when apart from [`Node::addr`].
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_addr
     }
 
     /// The shared state (inventory, endpoint, CartTracker…).
@@ -227,6 +296,9 @@ impl Node {
                 self.server.abort();
             }
         }
+        if let Some(ops) = self.ops_server.take() {
+            ops.abort();
+        }
         self.replication.abort();
         self.cluster.abort();
         self.state.db.close().await;
@@ -269,6 +341,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         pubsub.clone(),
         EndpointConfig {
             check_origin: config.check_origin.clone(),
+            max_channels: config.limits.max_channels_per_socket,
             ..EndpointConfig::from_env().map_err(NodeError::Endpoint)?
         },
     );
@@ -304,12 +377,14 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         sessions,
         secret_key_base: Arc::from(config.secret_key_base.as_str()),
         admin: Arc::new(config.admin.clone()),
+        admin_logins: Arc::default(),
         env: config.env,
         max_cart_items: config.max_cart_items,
         ops_token: Arc::from(ops_token(&config.secret_key_base)),
         metrics,
     };
-    let app = web::router(state.clone());
+    let ops_apart = config.limits.ops_listen.is_some();
+    let app = web::router(state.clone(), !ops_apart);
     raise_open_file_limit();
     let listener = listen(config.listen).map_err(|cause| NodeError::Bind {
         addr: config.listen,
@@ -319,22 +394,45 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         addr: config.listen,
         cause,
     })?;
-    // The no-op tap keeps `ConnectInfo<SocketAddr>`, which axum provides for tapped listeners.
-    let listener = FdLimitListener::new(listener).tap_io(|_| {});
+    let connection_limits = crate::server::ConnectionLimits {
+        header_read_timeout: config.limits.header_read_timeout,
+        max_per_ip: config.limits.max_connections_per_ip,
+        limit_loopback: config.limits.limit_loopback,
+    };
+    let (ops_addr, ops_server) = match config.limits.ops_listen {
+        Some(ops) => {
+            let listener = listen(ops).map_err(|cause| NodeError::Bind { addr: ops, cause })?;
+            let ops_addr = listener
+                .local_addr()
+                .map_err(|cause| NodeError::Bind { addr: ops, cause })?;
+            let router = web::ops_router(state.clone());
+            let limits = connection_limits.clone();
+            let server = tokio::spawn(crate::server::serve(
+                FdLimitListener::new(listener),
+                router,
+                limits,
+                std::future::pending(),
+            ));
+            tracing::info!(%ops_addr, "health and metrics served apart");
+            (Some(ops_addr), Some(server))
+        }
+        None => (None, None),
+    };
+    let listener = FdLimitListener::new(listener);
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        connection_limits,
+        async {
             let _ = rx.await;
-        })
-        .await
-    });
+        },
+    ));
     tracing::info!(%addr, node = %config.node_name, "node started");
     Ok(Node {
         addr,
+        ops_addr,
+        ops_server,
         state,
         shutdown: Some(tx),
         server,
@@ -349,15 +447,21 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
 async fn open_database(config: &NodeConfig) -> Result<Db, NodeError> {
     let db = Db::connect_lazy_with(&config.database_url, &config.db_options)?;
     tracing::info!(database = %redact_url(&config.database_url), "opening the database");
+    if let Err(DbError::FileGone { path }) = db.check_file() {
+        return Err(NodeError::MissingDatabase { path });
+    }
     retry("migrating the database", config.db_retry_max_delay, || {
         db.migrate()
     })
     .await?;
-    if config.seed_if_empty {
+    if config.seed_if_empty || config.env == Env::Prod {
         let products = retry("counting products", config.db_retry_max_delay, || {
             db.count_products()
         })
         .await?;
+        if products == 0 && !config.seed_if_empty {
+            return Err(NodeError::EmptyDatabase);
+        }
         if products == 0 {
             let inserted = seed::seed(&db, config.rng_seed).await?;
             tracing::info!(

@@ -643,8 +643,9 @@ async fn buy(addr: SocketAddr, serialized: &str) -> bool {
         .and_then(|c| c.split(';').next())
         .map(str::to_owned);
     let csrf = hidden_input(&page.body, "_csrf_token");
+    let key = hidden_input(&page.body, "order_key");
     let form = format!(
-        "serialized_cart={}&_csrf_token={}",
+        "serialized_cart={}&_csrf_token={}&order_key={key}",
         common::web::encode(serialized),
         common::web::encode(&csrf)
     );
@@ -658,7 +659,7 @@ async fn buy(addr: SocketAddr, serialized: &str) -> bool {
     )
     .await;
     assert_eq!(posted.status, 303, "{}", posted.body);
-    posted.header("location") == Some("/checkout/complete")
+    posted.header("location") == Some(format!("/checkout/complete?order={key}").as_str())
 }
 
 async fn concurrent_purchases_on_two_nodes_sell_exactly_the_stock(broker: Broker) {

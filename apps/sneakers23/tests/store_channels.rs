@@ -323,13 +323,19 @@ async fn a_completed_purchase_empties_every_tab_of_the_cart() {
         .get(&format!("/checkout?serialized_cart={serialized}"))
         .await;
     let csrf = hidden_input(&page.body, "_csrf_token");
+    let key = hidden_input(&page.body, "order_key");
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &serialized), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &serialized),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
-    assert_eq!(posted.header("location"), Some("/checkout/complete"));
+    let complete = format!("/checkout/complete?order={key}");
+    assert_eq!(posted.header("location"), Some(complete.as_str()));
     for cart in [&cart1, &cart2] {
         let pushed = cart.assert_push("cart").await;
         assert_eq!(item_ids(&pushed), Vec::<i64>::new(), "{pushed}");

@@ -49,14 +49,30 @@ async fn released_products_show_their_sizes_with_levels() {
         .await
         .expect("selling the last unit");
     let page = t.browser().get("/").await;
-    assert!(page.body.contains(&format!(
-        "value=\"{}\" class=\"size-container__entry size-container__entry--level-out\" disabled>",
-        t.fx.i1
-    )));
-    assert!(page.body.contains(&format!(
-        "value=\"{}\" class=\"size-container__entry size-container__entry--level-low\">",
-        t.fx.i2
-    )));
+    // The button of an item: from its value to the end of its opening tag.
+    let button = |item: i64| -> String {
+        let start = page
+            .body
+            .find(&format!("value=\"{item}\" class=\"size-container__entry"))
+            .expect("the size button");
+        let end = page.body[start..].find('>').expect("end of the tag") + start;
+        page.body[start..=end].to_owned()
+    };
+    let sold_out = button(t.fx.i1);
+    assert!(
+        sold_out.contains("size-container__entry--level-out"),
+        "{sold_out}"
+    );
+    assert!(sold_out.ends_with(" disabled>"), "{sold_out}");
+    assert!(
+        sold_out.contains(", sold out\""),
+        "named with its level: {sold_out}"
+    );
+    let low = button(t.fx.i2);
+    assert!(low.contains("size-container__entry--level-low"), "{low}");
+    assert!(!low.contains("disabled"), "{low}");
+    assert!(low.contains(", last few\""), "{low}");
+    assert!(low.contains("aria-pressed=\"false\""), "{low}");
     assert!(!page.body.contains("coming soon"));
     t.node.shutdown().await;
 }
@@ -163,21 +179,26 @@ async fn unreleased_items_cannot_be_purchased_from_the_page() {
     t.node.shutdown().await;
 }
 
-/// Opens the checkout page of `ids` and returns (browser, csrf token, serialized cart).
-async fn checkout_form(t: &TestNode, ids: &[i64]) -> (common::web::Browser, String, String) {
+/// Opens the checkout page of `ids` and returns (browser, csrf token, serialized cart, order
+/// key).
+async fn checkout_form(
+    t: &TestNode,
+    ids: &[i64],
+) -> (common::web::Browser, String, String, String) {
     let mut browser = t.browser();
     let cart = t.serialized(ids);
     let page = browser
         .get(&format!("/checkout?serialized_cart={cart}"))
         .await;
     let csrf = hidden_input(&page.body, "_csrf_token");
-    (browser, csrf, cart)
+    let key = hidden_input(&page.body, "order_key");
+    (browser, csrf, cart, key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_needs_the_sessions_csrf_token() {
     let t = TestNode::start(SQLITE, true).await;
-    let (mut browser, _csrf, cart) = checkout_form(&t, &[t.fx.i3]).await;
+    let (mut browser, _csrf, cart, _key) = checkout_form(&t, &[t.fx.i3]).await;
     let missing = browser
         .post_form("/checkout", &[("serialized_cart", &cart)])
         .await;
@@ -196,11 +217,15 @@ async fn a_purchase_needs_the_sessions_csrf_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchasing_an_empty_cart_flashes_your_cart_is_empty() {
     let t = TestNode::start(SQLITE, true).await;
-    let (mut browser, csrf, _) = checkout_form(&t, &[t.fx.i3]).await;
+    let (mut browser, csrf, _, key) = checkout_form(&t, &[t.fx.i3]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", "garbage"), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", "garbage"),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     assert_eq!(posted.status, 303);
@@ -229,11 +254,15 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
         .sell_item(t.fx.i1)
         .await
         .expect("selling out i1");
-    let (mut browser, csrf, cart) = checkout_form(&t, &[t.fx.i1, t.fx.i3]).await;
+    let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i1, t.fx.i3]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &cart), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &cart),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     assert_eq!(posted.status, 303);
@@ -251,11 +280,15 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
     t.node.shutdown().await;
 
     let t = TestNode::start(SQLITE, false).await;
-    let (mut browser, csrf, cart) = checkout_form(&t, &[t.fx.i3]).await;
+    let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i3]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &cart), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &cart),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     let location = posted.header("location").unwrap_or_default().to_owned();
@@ -268,11 +301,15 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
 async fn a_failed_purchase_transaction_flashes_and_sells_nothing() {
     let t = TestNode::start(SQLITE, true).await;
     // 404 is unknown to the cache (its checks pass) and to the database (the sale fails).
-    let (mut browser, csrf, cart) = checkout_form(&t, &[t.fx.i3, 404]).await;
+    let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i3, 404]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &cart), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &cart),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     let location = posted.header("location").unwrap_or_default().to_owned();
@@ -287,20 +324,26 @@ async fn a_failed_purchase_transaction_flashes_and_sells_nothing() {
 
 async fn a_valid_purchase_decrements_each_item_once(backend: Backend) {
     let t = TestNode::start(backend, true).await;
-    let (mut browser, csrf, cart) = checkout_form(&t, &[t.fx.i2, t.fx.i3]).await;
+    let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i2, t.fx.i3]).await;
     let posted = browser
         .post_form(
             "/checkout",
-            &[("serialized_cart", &cart), ("_csrf_token", &csrf)],
+            &[
+                ("serialized_cart", &cart),
+                ("_csrf_token", &csrf),
+                ("order_key", &key),
+            ],
         )
         .await;
     assert_eq!(posted.status, 303);
-    assert_eq!(posted.header("location"), Some("/checkout/complete"));
+    let location = format!("/checkout/complete?order={key}");
+    assert_eq!(posted.header("location"), Some(location.as_str()));
     assert_eq!(t.db_count(t.fx.i1).await, 1);
     assert_eq!(t.db_count(t.fx.i2).await, 1);
     assert_eq!(t.db_count(t.fx.i3).await, 2);
-    let done = browser.get("/checkout/complete").await;
+    let done = browser.get(&location).await;
     assert!(done.body.contains("Order Complete!"));
+    assert!(done.body.contains("data-order-id=\"1\""), "{}", done.body);
     assert!(
         done.body
             .contains("localStorage.removeItem(\"storedCart\")")
@@ -343,6 +386,131 @@ async fn assets_are_embedded_with_types_and_etags() {
         .await;
         assert_eq!(cached.status, 304, "{path}");
     }
+    t.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_link_fingerprinted_assets_cached_for_a_year_and_compressed() {
+    let t = TestNode::start(SQLITE, true).await;
+    let mut browser = t.browser();
+    let page = browser.get("/").await;
+    let script = page
+        .body
+        .split('"')
+        .find(|part| part.starts_with("/js/app.js?v="))
+        .expect("the page links the fingerprinted script")
+        .to_owned();
+    assert!(page.body.contains("/css/app.css?v="));
+    let response = browser.get(&script).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    // The script imports the client by its fingerprinted URL too, also cached for a year.
+    let client = response
+        .body
+        .split('"')
+        .find(|part| part.starts_with("/js/phoenix.mjs?v="))
+        .expect("a fingerprinted import")
+        .to_owned();
+    let imported = browser.get(&client).await;
+    assert_eq!(
+        imported.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    // A stale version is not cached for a year: it is revalidated.
+    let stale = browser.get("/js/app.js?v=0").await;
+    assert_eq!(stale.header("cache-control"), Some("no-cache"));
+
+    // With gzip accepted, the client travels compressed: far fewer bytes on the wire.
+    let mut stream = tokio::net::TcpStream::connect(t.addr())
+        .await
+        .expect("connecting");
+    let request = format!(
+        "GET {client} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        t.addr()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .expect("writing");
+    let mut raw = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw)
+        .await
+        .expect("reading");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let plain_length = imported.body.len();
+    assert!(plain_length > 30_000, "the client is large: {plain_length}");
+    assert!(
+        raw.len() < plain_length / 2,
+        "{} bytes compressed for {plain_length}",
+        raw.len()
+    );
+    t.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_address_gets_a_404_page_leading_home() {
+    let t = TestNode::start(SQLITE, true).await;
+    let response = t.browser().get("/no/such/page").await;
+    assert_eq!(response.status, 404);
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|v| v.starts_with("text/html"))
+    );
+    assert!(response.body.contains("<h1"), "{}", response.body);
+    assert!(response.body.contains("Page not found"));
+    assert!(response.body.contains("href=\"/\""));
+    t.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_size_form_works_without_javascript() {
+    let t = TestNode::start(SQLITE, true).await;
+    let mut browser = t.browser();
+    let page = browser.get("/").await;
+    assert!(page.body.contains("action=\"/cart/add\" method=\"POST\""));
+    let item = t.fx.i2.to_string();
+    let added = browser.post_form("/cart/add", &[("item_id", &item)]).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let location = added.header("location").expect("a redirect").to_owned();
+    assert!(
+        location.starts_with("/checkout?serialized_cart="),
+        "{location}"
+    );
+    let checkout = browser.get(&location).await;
+    assert_eq!(checkout.status, 200);
+    assert!(
+        checkout.body.contains(&format!("data-item-id=\"{item}\"")),
+        "the checkout lists the item"
+    );
+    assert!(checkout.body.contains("PURCHASE"));
+
+    // A sold-out size brings the shopper back to the shop with the reason.
+    let sold_out = t.fx.i1.to_string();
+    t.node
+        .state()
+        .inventory
+        .sell_item(t.fx.i1)
+        .await
+        .expect("selling the last unit");
+    let refused = browser
+        .post_form("/cart/add", &[("item_id", &sold_out)])
+        .await;
+    assert_eq!(refused.status, 303);
+    assert_eq!(refused.header("location"), Some("/"));
+    let home = browser.get("/").await;
+    assert!(
+        home.body.contains("Sorry, that size just sold out."),
+        "{}",
+        home.body
+    );
     t.node.shutdown().await;
 }
 

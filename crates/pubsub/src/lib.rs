@@ -352,6 +352,20 @@ impl PubSub {
     }
 }
 
+/// The byte layouts other nodes send (the frame, the broker envelope and its reassembly), for
+/// this crate's fuzz targets and tests only: not part of the API, and changed without notice.
+#[doc(hidden)]
+pub mod internals {
+    /// See the crate's `adapter::frame` module.
+    pub mod frame {
+        pub use crate::adapter::frame::*;
+    }
+    /// See the crate's `adapter::broker::envelope` module.
+    pub mod envelope {
+        pub use crate::adapter::broker::envelope::*;
+    }
+}
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -353,18 +353,17 @@ impl Tracker {
             return Err(UpdateError::Stopped);
         }
         let phx_ref = self.new_ref();
-        let mut writer = shard.write();
-        let no_presence = || UpdateError::NoPresence {
-            topic: topic.into(),
-            key: key.into(),
+        let max = self.inner.max_meta_bytes;
+        let checked = |current: &Meta| {
+            let new = meta(current);
+            match new.as_json().len() {
+                size if size > max => Err(UpdateError::MetaTooLarge { size, max }),
+                _ => Ok(new),
+            }
         };
-        let current = writer
-            .meta(process.pid, topic, key)
-            .ok_or_else(no_presence)?;
-        let meta = meta(&current);
-        self.check_meta(&meta)
-            .map_err(|(size, max)| UpdateError::MetaTooLarge { size, max })?;
-        writer.leave_join(process.pid, topic, key, meta, phx_ref)?;
+        shard
+            .write()
+            .leave_join(process.pid, topic, key, checked, phx_ref)?;
         Ok(phx_ref)
     }
 

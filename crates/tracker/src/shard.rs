@@ -217,27 +217,21 @@ impl ShardWriter<'_> {
         self.queue_changes(Vec::new(), leaves);
     }
 
-    /// The meta of a local presence, if `pid` tracks `key` on `topic` here.
-    pub(crate) fn meta(&self, pid: Pid, topic: &str, key: &str) -> Option<Meta> {
-        self.engine
-            .state()
-            .get(pid, topic, key)
-            .map(|e| e.presence.meta.clone())
-    }
-
-    /// Replaces the meta of a local presence (`update`) and queues the join and leave as one diff.
-    pub(crate) fn leave_join(
+    /// Replaces the meta of a local presence (`update`) with what `meta` computes from the
+    /// current one, and queues the join and leave as one diff. When `meta` refuses, nothing
+    /// changes and its error is returned.
+    pub(crate) fn leave_join<E: From<NoPresence>>(
         &mut self,
         pid: Pid,
         topic: &str,
         key: &str,
-        meta: Meta,
+        meta: impl FnOnce(&Meta) -> Result<Meta, E>,
         phx_ref: PhxRef,
-    ) -> Result<(), NoPresence> {
-        let (new, old) =
-            self.engine
-                .state_mut()
-                .leave_join(pid, topic, key, move |_| meta, phx_ref)?;
+    ) -> Result<(), E> {
+        let (new, old) = self
+            .engine
+            .state_mut()
+            .try_leave_join(pid, topic, key, meta, phx_ref)?;
         self.dispatch.push(QueuedDiff::Update { new, old });
         Ok(())
     }

@@ -36,6 +36,10 @@
 //! down/up/permdown in O(that replica's entries)). The pending delta keeps our own dots as a range,
 //! so a local operation appends instead of searching. Everything here is pure and deterministic:
 //! no I/O, no clock reads.
+//!
+//! This file is long (about 1 000 lines of code, 400 of tests) on purpose: the set, its causal
+//! context and its indexes maintain their invariants together, and every mutation updates all of
+//! them; split across modules, each invariant would be checked nowhere in one piece.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -609,17 +613,30 @@ impl State {
         meta: impl FnOnce(&Meta) -> Meta,
         phx_ref: PhxRef,
     ) -> Result<(Entry, Entry), NoPresence> {
+        self.try_leave_join(pid, topic, key, |m| Ok(meta(m)), phx_ref)
+    }
+
+    /// [`State::leave_join`] with a `meta` that may refuse (its error is returned, and nothing
+    /// changes).
+    pub fn try_leave_join<E: From<NoPresence>>(
+        &mut self,
+        pid: Pid,
+        topic: &str,
+        key: &str,
+        meta: impl FnOnce(&Meta) -> Result<Meta, E>,
+        phx_ref: PhxRef,
+    ) -> Result<(Entry, Entry), E> {
         let no = || NoPresence {
             topic: topic.into(),
             key: key.into(),
         };
         let id = self.find(pid, topic, key).ok_or_else(no)?;
         if self.element(id).slot != ME {
-            return Err(no());
+            return Err(no().into());
         }
         let old_dot = self.element(id).dot;
         let old = self.element(id).entry();
-        let new_meta = meta(&old.presence.meta);
+        let new_meta = meta(&old.presence.meta)?;
         self.record_own_removal(old_dot);
         let dot = self.bump();
         let presence = PresenceEntry::new(

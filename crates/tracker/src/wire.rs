@@ -16,6 +16,9 @@
 //! is the owner's, clouds are written as runs of consecutive dots. A replicated join of a typical
 //! presence costs about 60 bytes. Decoding checks everything it reads: bad bytes are an error, never
 //! a panic, and cannot make the decoder allocate without bound.
+//!
+//! Over 600 lines with its tests (480 of code): the layout, the encoder and the decoder are kept
+//! side by side so that a change to one is seen next to the other two.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -102,6 +102,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(node = config.node_name, "Running HelloSockets at {addr}");
     println!("listening on http://{addr}");
+    println!(
+        "open http://{addr}/ for the demos, http://{addr}/tracked?user_id=1 for the UserTracker"
+    );
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

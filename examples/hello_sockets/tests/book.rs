@@ -439,11 +439,10 @@ mod pipeline_test {
         );
     }
 
-    /// Untimed workers take a second each, ten at a time: 10,011 pushes sent at once overflow the
-    /// 10,000 buffer; the refusal is an error for the caller and a counted metric. The console
-    /// sends them one request at a time, about a millisecond each on a loaded machine, while the
-    /// workers drain ten a second: 12,000 leave a margin of ~1,800 where 10,100 left none (the
-    /// workers drained ~100 in those ~10 s and the buffer never overflowed).
+    /// Untimed workers take a second each, ten at a time, so the 10,000 buffer fills long before
+    /// 12,000 pushes are sent one request each (the workers would need 200 s to make room for the
+    /// 2,000 extra, however slow the machine); the refusal is an error for the caller, which
+    /// stops there, and a counted metric.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_buffer_refuses_cleanly_and_is_counted() {
         let server = Server::start(&[]).await;

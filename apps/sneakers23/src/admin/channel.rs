@@ -1,9 +1,12 @@
 //! The admin channels.
 //!
-//! - [`CartTrackerChannel`] (`admin:cart_tracker`, spec §14.3): join always succeeds; right
-//!   after, the complete CartTracker list is pushed as `presence_state` (`{}` when nobody is
-//!   there); the `presence_diff` broadcasts of the topic follow by themselves. This is the
-//!   stream phoenix.js `Presence` consumes, kept for compatibility.
+//! - [`CartTrackerChannel`] (`admin:cart_tracker`, spec §14.3): right after the join, the
+//!   complete CartTracker list is pushed as `presence_state` (`{}` when nobody is there); the
+//!   `presence_diff` broadcasts of the topic follow by themselves. This is the stream
+//!   phoenix.js `Presence` consumes, kept for compatibility. The list is one frame, so the join
+//!   is refused while more than [`MAX_RAW_PRESENCES`] tabs are tracked (reason names the
+//!   aggregate view to use instead): with bounded metas ([`crate::cart_meta`]) the frame stays
+//!   under a few megabytes.
 //! - [`DashboardChannel`] (`admin:dashboard`): join always succeeds; right after, the
 //!   [`aggregate`](super::AGGREGATE) snapshot is pushed; the publisher's `aggregate_delta`
 //!   broadcasts follow. A client that notices a gap in the sequence numbers pushes `snapshot`
@@ -15,6 +18,9 @@ use channels::presence::{PRESENCE_STATE, Presence};
 use channels::server::{Channel, Context, Outcome, Reply, StopReason, to_object};
 
 use super::{AGGREGATE, Dashboard};
+
+/// Most tracked tabs for which `admin:cart_tracker` sends its one-frame `presence_state`.
+pub const MAX_RAW_PRESENCES: usize = 5_000;
 
 /// `admin:cart_tracker`: the raw Phoenix presence stream.
 pub struct CartTrackerChannel {
@@ -32,10 +38,19 @@ impl CartTrackerChannel {
 impl Channel for CartTrackerChannel {
     async fn join(
         &mut self,
-        _topic: &str,
+        topic: &str,
         _params: Payload,
         _ctx: &mut Context<'_>,
     ) -> Result<OutPayload, OutPayload> {
+        let tracked = self.presence.tracker().count(topic);
+        if tracked > MAX_RAW_PRESENCES {
+            return Err(OutPayload::Json(to_object(&serde_json::json!({
+                "reason": format!(
+                    "{tracked} tabs are tracked, more than the {MAX_RAW_PRESENCES} one \
+                     presence_state frame may list; join admin:dashboard for the aggregate view"
+                )
+            }))));
+        }
         Ok(OutPayload::empty())
     }
 

@@ -25,9 +25,15 @@ use super::page::PageState;
 
 /// `GET /admin/aggregate.json`: 401 with a Basic challenge without the admin credentials, the
 /// current aggregate snapshot as JSON otherwise.
-pub async fn aggregate(State(state): State<PageState>, headers: HeaderMap) -> Response {
-    if !auth::is_authorized(&headers, &state.app.admin) {
-        return auth::unauthorized();
+pub async fn aggregate(
+    State(state): State<PageState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+) -> Response {
+    let ip = auth::client_ip(&extensions);
+    if let Some(refused) = auth::authorize(&headers, &state.app.admin, &state.app.admin_logins, ip)
+    {
+        return refused;
     }
     let mut response = Json(state.app.dashboard.snapshot()).into_response();
     let headers = response.headers_mut();

@@ -269,5 +269,6 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: AppState) -> Router<S> {
         .route("/js/admin.js", get(page::script))
         .route("/css/admin.css", get(page::stylesheet))
         .with_state(page::PageState { app: state, signer })
+        .layer(axum::middleware::map_response(crate::web::nosniff))
         .nest_service("/admin_socket", sockets)
 }

@@ -41,6 +41,18 @@ pub struct AdminPage<'a> {
     pub products: Vec<&'a CompleteProduct>,
     /// The admin token as a JavaScript string literal.
     pub token_js: String,
+    /// The Content-Security-Policy nonce of the page's one inline script.
+    pub nonce: String,
+}
+
+/// The Content-Security-Policy of the admin page: its own script, stylesheet, images and
+/// socket only, the inline token script by its nonce, no framing.
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
 }
 
 /// A string as a JavaScript literal that is safe inside an inline `<script>`.
@@ -53,9 +65,15 @@ fn js_string(value: &str) -> String {
 }
 
 /// `GET /admin`: 401 with a Basic challenge without the admin credentials, the page otherwise.
-pub async fn show(State(state): State<PageState>, headers: HeaderMap) -> Response {
-    if !auth::is_authorized(&headers, &state.app.admin) {
-        return auth::unauthorized();
+pub async fn show(
+    State(state): State<PageState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+) -> Response {
+    let ip = auth::client_ip(&extensions);
+    if let Some(refused) = auth::authorize(&headers, &state.app.admin, &state.app.admin_logins, ip)
+    {
+        return refused;
     }
     let token = match state.signer.sign_string(ADMIN_TOKEN_DATA) {
         Ok(token) => token,
@@ -69,9 +87,11 @@ pub async fn show(State(state): State<PageState>, headers: HeaderMap) -> Respons
         }
     };
     let snapshot = state.app.inventory.snapshot();
+    let nonce = crate::checkout::new_order_key();
     let page = AdminPage {
         products: snapshot.products().collect(),
         token_js: js_string(&token),
+        nonce: nonce.clone(),
     };
     match page.render() {
         Ok(html) => {
@@ -82,6 +102,9 @@ pub async fn show(State(state): State<PageState>, headers: HeaderMap) -> Respons
                 HeaderValue::from_static("no-store, must-revalidate"),
             );
             headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            if let Ok(csp) = HeaderValue::from_str(&content_security_policy(&nonce)) {
+                headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+            }
             headers.insert(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
@@ -135,9 +158,11 @@ mod tests {
         let page = AdminPage {
             products: released.products().collect(),
             token_js: js_string("SFMyNTY.x</script>"),
+            nonce: "n0nce".into(),
         };
         let html = page.render()?;
         assert!(html.contains("window.adminToken = \"SFMyNTY.x\\u003c/script\\u003e\";"));
+        assert!(html.contains("<script nonce=\"n0nce\">"));
         assert!(html.contains("id=\"admin-item-cart-count-1\""));
         assert!(html.contains("id=\"admin-item-available-3\">3<"));
         assert!(!html.contains("<p class=\"product-soon-1\">"));
@@ -145,6 +170,7 @@ mod tests {
         let html = AdminPage {
             products: unreleased.products().collect(),
             token_js: js_string("t"),
+            nonce: "n0nce".into(),
         }
         .render()?;
         assert!(html.contains("<p class=\"product-soon-1\">Not released.</p>"));

@@ -221,6 +221,23 @@ impl Inventory {
         Ok(())
     }
 
+    /// Purchases a cart as order `key` (see [`crate::db::Db::purchase_order`]): a replayed
+    /// key answers with the existing order and sells nothing; a new order goes through the
+    /// item-sold processing like [`Inventory::purchase`].
+    pub async fn purchase_order(
+        &self,
+        key: &str,
+        item_ids: &[ItemId],
+    ) -> Result<crate::db::Purchase, DbError> {
+        let purchase = self.inner.db.purchase_order(key, item_ids).await?;
+        if let crate::db::Purchase::New(order) = &purchase {
+            for &item_id in &order.item_ids {
+                self.item_sold(item_id, Origin::Local).await;
+            }
+        }
+        Ok(purchase)
+    }
+
     /// Applies an event replicated from another node (spec §7): re-reads the database, updates
     /// the cache and, for a sell-out, notifies this node's `item_out` subscribers. Never
     /// replicates again and never broadcasts to clients.

@@ -5,7 +5,9 @@
 //!
 //! **Join.** The topic suffix must be exactly 64 bytes, otherwise the join is refused. The
 //! params carry `serialized` (the signed cart from localStorage; missing, tampered or expired
-//! gives an empty cart) and `page` (the tab's path). Right after the ok reply the channel
+//! gives an empty cart) and `page` (the tab's path); params over the limits of
+//! [`crate::cart_meta::JoinParams`] (a page over 120 bytes, a cart token over 4 KiB, not an
+//! object) refuse the join with the reason, and nothing is tracked. Right after the ok reply the channel
 //! pushes `cart`, subscribes to `item_out:<id>` for each item, and tracks itself in the
 //! CartTracker under the cart id with meta `{page_loaded_at, page, items}`.
 //!
@@ -36,6 +38,7 @@ use serde_json::{Value, json};
 
 use super::{CART_TRACKER_TOPIC, ChannelDeps};
 use crate::cart::{Cart, CartError, CartSigner, RenderedCart, item_id_from_payload, render};
+use crate::cart_meta::{CartMeta, JoinParams};
 use crate::model::ItemId;
 use crate::notifier::item_out_topic;
 
@@ -123,11 +126,12 @@ impl CartChannel {
     }
 
     fn meta(&self) -> Value {
-        json!({
-            "page_loaded_at": self.page_loaded_at,
-            "page": self.page,
-            "items": self.cart.item_ids(),
-        })
+        CartMeta {
+            page_loaded_at: self.page_loaded_at,
+            page: self.page.clone(),
+            items: self.cart.item_ids().to_vec(),
+        }
+        .to_value()
     }
 
     fn track(&mut self) {
@@ -138,7 +142,7 @@ impl CartChannel {
         {
             Ok(tracked) => self.tracked = Some(tracked),
             Err(error) => {
-                tracing::warn!(%error, cart_id = %self.cart_id, "could not track the cart");
+                crate::logs::client_warning_with("could not track a cart", &error);
             }
         }
     }
@@ -147,7 +151,7 @@ impl CartChannel {
         if let Some(tracked) = &self.tracked
             && let Err(error) = self.deps.cart_tracker.update(tracked, self.meta())
         {
-            tracing::warn!(%error, cart_id = %self.cart_id, "could not update the cart's presence");
+            crate::logs::client_warning_with("could not update a cart's presence", &error);
         }
     }
 
@@ -202,13 +206,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn str_param<'a>(params: &'a Payload, key: &str) -> Option<&'a str> {
-    match params {
-        Payload::Json(value) => value.get(key).and_then(Value::as_str),
-        Payload::Binary(_) => None,
-    }
-}
-
 #[async_trait]
 impl Channel for CartChannel {
     async fn join(
@@ -219,17 +216,32 @@ impl Channel for CartChannel {
     ) -> Result<OutPayload, OutPayload> {
         let cart_id = topic.strip_prefix("cart:").unwrap_or_default();
         if cart_id.len() != CART_ID_LEN {
-            tracing::info!(topic, "cart join refused: the cart id is not 64 bytes");
+            crate::logs::client_error("cart join refused: the cart id is not 64 bytes");
             return Err(OutPayload::Json(to_object(&json!({
                 "reason": "invalid cart id: expected 64 characters"
             }))));
         }
+        let params = match JoinParams::parse(&params) {
+            Ok(params) => params,
+            Err(reason) => {
+                crate::logs::client_error_with("cart join refused: invalid params", &reason);
+                metrics::counter!("store_cart_joins_refused_total").increment(1);
+                return Err(OutPayload::Json(to_object(&json!({ "reason": reason }))));
+            }
+        };
         self.cart_id = cart_id.to_owned();
-        self.cart = Cart::restore(
-            self.deps.cart_signer.as_ref(),
-            str_param(&params, "serialized"),
-        );
-        self.page = str_param(&params, "page").map(str::to_owned);
+        let mut cart = Cart::restore(self.deps.cart_signer.as_ref(), params.serialized.as_deref());
+        if cart.len() > self.deps.max_cart_items {
+            // A token signed under a larger MAX_CART_ITEMS: keep the first ones.
+            cart = Cart::from_item_ids(
+                cart.item_ids()
+                    .iter()
+                    .copied()
+                    .take(self.deps.max_cart_items),
+            );
+        }
+        self.cart = cart;
+        self.page = params.page;
         Ok(OutPayload::empty())
     }
 

@@ -2,12 +2,20 @@
 //! next to it): the shop's stylesheet and script, the official `phoenix` client, the shoe
 //! pictures, the favicon and `robots.txt`.
 //!
-//! Each response carries a strong `ETag` (a hash of the content) and `Cache-Control: no-cache`,
-//! so browsers revalidate cheaply (`304 Not Modified`) and never run a stale script after an
-//! upgrade.
+//! Pages link the shop's stylesheet and script by a fingerprinted URL ([`url`]:
+//! `/js/app.js?v=<hash of the content>`, and `app.js` imports the client as
+//! `/js/phoenix.mjs?v=<hash>`), served with `Cache-Control: public, max-age=31536000,
+//! immutable`: a browser loads each version once, and a new version has a new URL. The plain
+//! paths stay available with a strong `ETag` and `Cache-Control: no-cache` (cheap `304 Not
+//! Modified` revalidation). Responses are compressed when the browser accepts it (see
+//! [`router`]).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::LazyLock;
+
+use axum::extract::Query;
+use tower_http::compression::CompressionLayer;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -66,12 +74,88 @@ pub const ASSETS: [Asset; 7] = [
 ];
 
 fn etag(body: &[u8]) -> String {
-    let mut hasher = DefaultHasher::new();
-    body.hash(&mut hasher);
-    format!("\"{:016x}\"", hasher.finish())
+    format!("\"{}\"", version_of(body))
 }
 
-fn serve(asset: Asset, headers: &HeaderMap) -> Response {
+fn version_of(body: &[u8]) -> String {
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// The client import as the shop script writes it, and the fingerprinted form it is served with.
+const PHOENIX_IMPORT: &str = "from \"/js/phoenix.mjs\"";
+
+/// An asset as served: its bytes (the shop script with its import fingerprinted) and version.
+struct Served {
+    asset: Asset,
+    body: &'static [u8],
+    version: String,
+}
+
+/// Every asset as served, built once.
+static SERVED: LazyLock<Vec<Served>> = LazyLock::new(|| {
+    let phoenix = ASSETS
+        .iter()
+        .find(|a| a.path == "/js/phoenix.mjs")
+        .map_or_else(String::new, |a| version_of(a.body));
+    ASSETS
+        .iter()
+        .map(|&asset| {
+            let body: &'static [u8] = if asset.path == "/js/app.js" {
+                let text = String::from_utf8_lossy(asset.body).replace(
+                    PHOENIX_IMPORT,
+                    &format!("from \"/js/phoenix.mjs?v={phoenix}\""),
+                );
+                Box::leak(text.into_bytes().into_boxed_slice())
+            } else {
+                asset.body
+            };
+            Served {
+                asset,
+                body,
+                version: version_of(body),
+            }
+        })
+        .collect()
+});
+
+/// The fingerprinted URL of the asset at `path` (`path` itself if there is no such asset):
+/// what pages link, cached for a year.
+pub fn url(path: &str) -> String {
+    SERVED
+        .iter()
+        .find(|s| s.asset.path == path)
+        .map_or_else(|| path.to_owned(), |s| format!("{path}?v={}", s.version))
+}
+
+/// `Cache-Control` of a fingerprinted URL.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The `?v=` of a request.
+#[derive(Debug, serde::Deserialize)]
+struct Version {
+    v: Option<String>,
+}
+
+fn serve(served: &Served, version: Option<&str>, headers: &HeaderMap) -> Response {
+    if version == Some(served.version.as_str()) {
+        return (
+            [
+                (
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(served.asset.content_type),
+                ),
+                (CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+            ],
+            served.body,
+        )
+            .into_response();
+    }
+    let asset = Asset {
+        body: served.body,
+        ..served.asset
+    };
     let tag = etag(asset.body);
     let matches = headers
         .get(IF_NONE_MATCH)
@@ -99,14 +183,22 @@ fn serve(asset: Asset, headers: &HeaderMap) -> Response {
         .into_response()
 }
 
-/// The routes of every embedded asset.
+/// The routes of every embedded asset, gzip-compressed for browsers that accept it (the
+/// images, already compressed, are sent as they are).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    ASSETS.iter().fold(Router::new(), |router, &asset| {
-        router.route(
-            asset.path,
-            get(move |headers: HeaderMap| async move { serve(asset, &headers) }),
-        )
-    })
+    SERVED
+        .iter()
+        .fold(Router::new(), |router, served| {
+            router.route(
+                served.asset.path,
+                get(
+                    move |Query(version): Query<Version>, headers: HeaderMap| async move {
+                        serve(served, version.v.as_deref(), &headers)
+                    },
+                ),
+            )
+        })
+        .layer(CompressionLayer::new())
 }
 
 #[cfg(test)]
@@ -127,7 +219,15 @@ mod tests {
             .find(|a| a.path == "/js/app.js")
             .map(|a| String::from_utf8_lossy(a.body).into_owned())
             .unwrap_or_default();
-        assert!(app_js.contains("from \"/js/phoenix.mjs\""));
+        assert!(app_js.contains(PHOENIX_IMPORT));
+        let served = SERVED
+            .iter()
+            .find(|s| s.asset.path == "/js/app.js")
+            .map(|s| String::from_utf8_lossy(s.body).into_owned())
+            .unwrap_or_default();
+        assert!(served.contains(&format!("from \"{}\"", url("/js/phoenix.mjs"))));
+        assert!(url("/js/app.js").starts_with("/js/app.js?v="));
+        assert_eq!(url("/nothing"), "/nothing");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Operations endpoints: `GET /health` and `GET /metrics`.
 //!
-//! `/health` answers `200` with `{"status":"ok",…}` when the database answers a trivial query,
-//! `503` with `"status":"degraded"` otherwise (pages keep being served from the cache, but
+//! `/health` answers `200` with `{"status":"ok",…}` when the database answers a trivial query
+//! and accepts a write (one row of `health_probe` rewritten; the SQLite file must still be the
+//! one the node opened), `503` with `"status":"degraded"` otherwise (pages keep being served from the cache, but
 //! purchases and releases fail), and reports the pubsub adapter's state and this node's name.
 //! While the pubsub broker is unreachable it answers `200` with `"status":"degraded"`: the node
 //! serves its own clients, but they miss what happens on other nodes. The `cluster` object tells
@@ -49,7 +50,12 @@ pub fn install_metrics() -> PrometheusHandle {
 
 /// `GET /health`.
 pub async fn health(State(state): State<AppState>) -> Response {
-    let db = state.db.ping().await;
+    // A database that answers reads but refuses writes (read-only, its file deleted) cannot
+    // sell: probe a write, not just a read.
+    let db = match state.db.ping().await {
+        Ok(()) => state.db.probe_write().await,
+        Err(e) => Err(e),
+    };
     let pubsub = match state.endpoint.pubsub().adapter_status() {
         AdapterStatus::Connected => "connected".to_owned(),
         AdapterStatus::Disconnected(error) => format!("disconnected: {error}"),

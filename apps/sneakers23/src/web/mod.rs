@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | `GET /` | [`pages`] | product page from the inventory cache (`no-store`) |
 //! | `GET/POST /checkout`, `GET /checkout/complete` | [`checkout`] | checkout flow (CSRF-checked purchase) |
+//! | `POST /cart/add` | [`cart_form`] | the size selector without JavaScript |
+//! | any other path | [`pages::not_found`] | a 404 page leading back to the shop |
 //! | `/css/*`, `/js/*`, `/images/*`, `/favicon.ico`, `/robots.txt` | [`assets`] | static files embedded in the binary |
 //! | `WS /product_socket/websocket` | [`crate::sockets`] | `product:*` and `cart:*` channels |
 //! | `/ops/*` | [`ops`] | loopback-only control API used by the CLI |
@@ -14,6 +16,7 @@
 //! holding the cart id, the CSRF token and the flash; secure browser headers.
 
 pub mod assets;
+pub mod cart_form;
 pub mod checkout;
 pub mod health;
 pub mod ops;
@@ -25,7 +28,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::get;
+use axum::routing::{get, post};
 use channels::presence::Presence;
 use channels::server::Endpoint;
 use channels::server::transport::{Transports, socket_router};
@@ -59,6 +62,8 @@ pub struct AppState {
     pub secret_key_base: Arc<str>,
     /// The admin dashboard's HTTP Basic credentials.
     pub admin: Arc<AdminCredentials>,
+    /// Failed admin logins by client address (throttling).
+    pub admin_logins: Arc<crate::admin::auth::LoginThrottle>,
     /// Development or production.
     pub env: Env,
     /// Most items a cart may hold.
@@ -83,23 +88,52 @@ impl AppState {
 
 /// The whole application: browser pages (session pipeline), assets, health, metrics, the
 /// control API and `/product_socket`.
-pub fn router(state: AppState) -> Router {
+///
+/// `with_ops`: also serve `/health` and `/metrics` here (otherwise [`ops_router`] serves them
+/// on their own address).
+pub fn router(state: AppState, with_ops: bool) -> Router {
     let browser = Router::new()
         .route("/", get(pages::index))
         .route("/checkout", get(checkout::show).post(checkout::purchase))
         .route("/checkout/complete", get(checkout::complete))
+        .route("/cart/add", post(cart_form::add))
         .layer(from_fn_with_state(state.clone(), session::browser_pipeline));
     let socket = Arc::new(product_socket(state.channel_deps()));
     Router::new()
         .merge(browser)
-        .merge(assets::router())
+        .merge(assets::router().layer(axum::middleware::map_response(nosniff)))
         .merge(ops::router(state.clone()))
         .merge(crate::admin::router(state.clone()))
-        .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
+        .merge(if with_ops {
+            ops_routes()
+        } else {
+            Router::new()
+        })
+        .fallback(pages::not_found)
         .with_state(state.clone())
         .nest(
             "/product_socket",
             socket_router(state.endpoint.clone(), socket, Transports::websocket_only()),
         )
+}
+
+fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+}
+
+/// `/health` and `/metrics` alone, for the operations address (`OPS_LISTEN`).
+pub fn ops_router(state: AppState) -> Router {
+    ops_routes().with_state(state)
+}
+
+/// Adds `X-Content-Type-Options: nosniff`: a browser must not run a static file as anything
+/// but its declared type.
+pub async fn nosniff(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }

@@ -51,3 +51,15 @@ pub async fn index(State(state): State<AppState>, session: Session) -> Response 
     };
     page(StatusCode::OK, &view)
 }
+
+/// Any path the store does not serve: a 404 page that leads back to the shop.
+pub async fn not_found() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        &ErrorPage {
+            layout: Layout::new(None, None),
+            title: "Page not found",
+            message: "There is nothing at this address. The shoes are on the home page.",
+        },
+    )
+}

@@ -19,6 +19,10 @@ pub struct Layout {
     pub cart_id_js: Option<String>,
     /// A flash message shown as an alert at the top of the page.
     pub flash: Option<String>,
+    /// The stylesheet's fingerprinted URL.
+    pub app_css: String,
+    /// The script's fingerprinted URL.
+    pub app_js: String,
 }
 
 impl Layout {
@@ -27,6 +31,8 @@ impl Layout {
         Self {
             cart_id_js: cart_id.map(js_string),
             flash,
+            app_css: super::assets::url("/css/app.css"),
+            app_js: super::assets::url("/js/app.js"),
         }
     }
 }
@@ -64,6 +70,8 @@ pub struct CheckoutView<'a> {
     pub csrf_token: &'a str,
     /// The serialized cart, posted back on purchase.
     pub serialized_cart: &'a str,
+    /// The order key of this rendering of the form (a replayed post finds its order).
+    pub order_key: &'a str,
 }
 
 /// `GET /checkout/complete`.
@@ -72,6 +80,8 @@ pub struct CheckoutView<'a> {
 pub struct CompletePage {
     /// Layout data.
     pub layout: Layout,
+    /// The order number.
+    pub order_id: i64,
 }
 
 /// A plain error page (bad CSRF token, unexpected failures).

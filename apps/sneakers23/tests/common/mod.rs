@@ -457,3 +457,162 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// What a [`FaultProxy`] does to the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forwards everything.
+    None,
+    /// A black hole: connections are accepted and kept, nothing is forwarded either way
+    /// until [`Fault::None`] again (then what was held is delivered).
+    Frozen,
+    /// Once: the next PostgreSQL `COMMIT` is delivered to the server, its answer is never
+    /// delivered and the connection is cut a moment later (the commit's outcome is unknown
+    /// to the client). Then back to [`Fault::None`].
+    CutAfterCommit,
+    /// Like [`Fault::CutAfterCommit`], then [`Fault::Frozen`]: the client cannot look up what
+    /// happened either.
+    CutAfterCommitThenFreeze,
+}
+
+/// A TCP forwarder to a database whose faults a test switches: black hole, lost COMMIT.
+pub struct FaultProxy {
+    port: u16,
+    fault: Arc<watch::Sender<Fault>>,
+    task: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts forwarding a fresh local port to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let fault = Arc::new(watch::channel(Fault::None).0);
+        let task = tokio::spawn(fault_forward(listener, target, fault.clone()));
+        Self { port, fault, task }
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Switches the fault.
+    pub fn set(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
+
+    /// The current fault ([`Fault::CutAfterCommit`] turns into [`Fault::None`] once it cut).
+    pub fn fault(&self) -> Fault {
+        *self.fault.borrow()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn fault_forward(
+    listener: TcpListener,
+    target: SocketAddr,
+    fault: Arc<watch::Sender<Fault>>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((inbound, _)) = accepted else { continue };
+                let fault = fault.clone();
+                connections.spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(target).await else { return };
+                    let (client_read, client_write) = inbound.into_split();
+                    let (server_read, server_write) = outbound.into_split();
+                    let committing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let up = pump(client_read, server_write, fault.clone(), Some(committing.clone()));
+                    let down = pump_down(server_read, client_write, fault, committing);
+                    // Either direction ending (or cutting) ends the connection.
+                    tokio::select! { () = up => {}, () = down => {} }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Waits while the proxy is frozen.
+async fn while_frozen(fault: &watch::Sender<Fault>) {
+    let mut rx = fault.subscribe();
+    while *rx.borrow_and_update() == Fault::Frozen {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Client to server; with `committing`, watches for the COMMIT to lose.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    fault: Arc<watch::Sender<Fault>>,
+    committing: Option<Arc<std::sync::atomic::AtomicBool>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while_frozen(&fault).await;
+        let current = *fault.borrow();
+        let cut = matches!(
+            current,
+            Fault::CutAfterCommit | Fault::CutAfterCommitThenFreeze
+        ) && buf[..n].windows(7).any(|w| w == b"COMMIT\0");
+        if cut && let Some(committing) = &committing {
+            // From now on the server's answers are dropped.
+            committing.store(true, std::sync::atomic::Ordering::SeqCst);
+            fault.send_replace(if current == Fault::CutAfterCommit {
+                Fault::None
+            } else {
+                Fault::Frozen
+            });
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        if cut {
+            // Leave the server time to commit, then cut the connection.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return;
+        }
+    }
+}
+
+/// Server to client: dropped once the connection's COMMIT is to be lost.
+async fn pump_down(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    fault: Arc<watch::Sender<Fault>>,
+    committing: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while_frozen(&fault).await;
+        if committing.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}

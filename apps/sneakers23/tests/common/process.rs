@@ -19,7 +19,7 @@ pub struct StoreProcess {
     pub addr: SocketAddr,
     /// The process.
     pub child: Child,
-    /// Everything it wrote to stderr so far (its log).
+    /// Everything it wrote to stderr so far (its log), and its output after the address.
     pub log: Arc<Mutex<String>>,
 }
 
@@ -58,7 +58,14 @@ impl StoreProcess {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("the store did not start:\n{}", log.lock()));
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         StoreProcess { addr, child, log }
     }
 

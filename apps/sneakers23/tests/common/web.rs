@@ -138,6 +138,11 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser without a session for the server at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, cookie: None }
+    }
+
     /// `GET path`.
     pub async fn get(&mut self, path: &str) -> Response {
         self.request("GET", path, None).await
@@ -199,6 +204,32 @@ pub async fn raw_request(
         head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(head.as_bytes()).await.expect("writing");
+    let mut raw = Vec::new();
+    tokio::time::timeout(EVENT_TIMEOUT, stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("reading");
+    parse(&raw)
+}
+
+/// `GET path` with `headers`, from the local address `source`: (status, headers, body).
+pub async fn get_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .expect("binding the source address");
+    let mut stream = socket.connect(addr).await.expect("connecting");
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.expect("writing");
     let mut raw = Vec::new();
     tokio::time::timeout(EVENT_TIMEOUT, stream.read_to_end(&mut raw))

@@ -79,6 +79,8 @@ impl Server {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("hello_sockets did not start:\n{}", log.lock()));
+        // Keep reading stdout, so that the server never writes into a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Server { addr, child, log }
     }
 

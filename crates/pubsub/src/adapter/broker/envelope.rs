@@ -33,7 +33,7 @@ const CHUNK_HEADER: usize = 26;
 
 /// Why bytes from the broker were not an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum EnvelopeError {
+pub enum EnvelopeError {
     /// Shorter than its header.
     #[error("broker message truncated: {0} bytes")]
     Truncated(usize),
@@ -55,7 +55,7 @@ pub(crate) enum EnvelopeError {
 
 /// A broker message taken apart.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Envelope {
+pub enum Envelope {
     /// A frame in one piece.
     Whole {
         /// Incarnation of the sending node.
@@ -80,7 +80,7 @@ pub(crate) enum Envelope {
 
 impl Envelope {
     /// The sender's incarnation.
-    pub(crate) fn origin(&self) -> u64 {
+    pub fn origin(&self) -> u64 {
         match self {
             Envelope::Whole { origin, .. } | Envelope::Chunk { origin, .. } => *origin,
         }
@@ -89,7 +89,7 @@ impl Envelope {
 
 /// The broker messages carrying `frame` from `origin`: one when it fits in `max_payload` bytes,
 /// otherwise chunks of message `id`.
-pub(crate) fn seal(origin: u64, id: u64, frame: &[u8], max_payload: usize) -> Vec<Bytes> {
+pub fn seal(origin: u64, id: u64, frame: &[u8], max_payload: usize) -> Vec<Bytes> {
     if frame.len() + WHOLE_HEADER <= max_payload {
         let mut buf = BytesMut::with_capacity(WHOLE_HEADER + frame.len());
         buf.put_u8(VERSION);
@@ -130,7 +130,7 @@ fn be_u32(b: &[u8]) -> u32 {
 }
 
 /// Takes a broker message apart without copying its payload.
-pub(crate) fn open(message: Bytes) -> Result<Envelope, EnvelopeError> {
+pub fn open(message: Bytes) -> Result<Envelope, EnvelopeError> {
     let len = message.len();
     let header = message
         .get(..WHOLE_HEADER)
@@ -175,26 +175,25 @@ struct Partial {
 
 /// Puts chunked messages back together (one per receiving task; not shared).
 #[derive(Default)]
-pub(crate) struct Reassembler {
+pub struct Reassembler {
     partial: HashMap<(u64, u64), Partial>,
     bytes: usize,
 }
 
 impl Reassembler {
     /// An empty reassembler.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// Bytes of incomplete messages held.
-    #[cfg(test)]
-    pub(crate) fn pending_bytes(&self) -> usize {
+    pub fn pending_bytes(&self) -> usize {
         self.bytes
     }
 
     /// Adds one chunk received at `now`; returns the whole frame once its last chunk arrived.
     /// Incomplete messages older than [`REASSEMBLY_TIMEOUT`] are forgotten on the way.
-    pub(crate) fn push(
+    pub fn push(
         &mut self,
         origin: u64,
         id: u64,

@@ -54,7 +54,7 @@
 mod adapter;
 mod backoff;
 pub mod driver;
-mod envelope;
+pub(crate) mod envelope;
 mod link;
 mod queue;
 mod url;
