@@ -38,7 +38,7 @@ use crate::cart::CartSigner;
 use crate::config::{AdminCredentials, Env};
 use crate::db::Db;
 use crate::inventory::Inventory;
-use crate::sockets::{ChannelDeps, ProductSocket};
+use crate::sockets::{ChannelDeps, product_socket};
 use crate::tokens::CartTokens;
 
 /// Everything the web layer (and the admin dashboard) shares. Cheap to clone.
@@ -98,7 +98,7 @@ pub fn router(state: AppState, with_ops: bool) -> Router {
         .route("/checkout/complete", get(checkout::complete))
         .route("/cart/add", post(cart_form::add))
         .layer(from_fn_with_state(state.clone(), session::browser_pipeline));
-    let socket = Arc::new(ProductSocket::new(state.channel_deps()));
+    let socket = Arc::new(product_socket(state.channel_deps()));
     Router::new()
         .merge(browser)
         .merge(assets::router().layer(axum::middleware::map_response(nosniff)))

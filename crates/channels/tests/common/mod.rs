@@ -9,27 +9,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
 use channels::server::transport::{Transports, socket_router};
-use channels::server::{
-    Assigns, Channel, ConnectError, ConnectInfo, Context, Endpoint, EndpointConfig, Outcome,
-    Params, Reply, Routes, Socket,
-};
+use channels::server::{Channel, Context, Endpoint, EndpointConfig, Outcome, Reply, Routes};
+use channels::testing::TestServer;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-struct OpenSocket(Routes);
-
-#[async_trait]
-impl Socket for OpenSocket {
-    async fn connect(&self, _: &Params, _: &ConnectInfo) -> Result<Assigns, ConnectError> {
-        Ok(Assigns::none())
-    }
-    fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
-        self.0.channel(topic)
-    }
-}
 
 /// Joins anything; answers `echo` with the payload.
 struct Echo;
@@ -78,36 +64,31 @@ impl Channel for Slow {
     }
 }
 
-/// A running server: its address and endpoint.
+/// A running server: its address and endpoint; it stops when dropped.
 pub struct Server {
     pub addr: SocketAddr,
     pub endpoint: Endpoint,
+    _server: TestServer,
 }
 
 /// Starts a server with `config` on a free port, socket mounted at `/socket`.
 pub async fn start(config: EndpointConfig) -> Server {
     let endpoint = Endpoint::new(pubsub::PubSub::new("test"), config);
-    let socket = Arc::new(OpenSocket(
+    let socket = Arc::new(
         Routes::new()
             .route("room:*", |_| Box::new(Echo) as Box<dyn Channel>)
             .route("slow:*", |_| Box::new(Slow) as Box<dyn Channel>),
-    ));
+    );
     let app = axum::Router::new().nest(
         "/socket",
         socket_router(endpoint.clone(), socket, Transports::all()),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let addr = listener.local_addr().expect("bound address");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    Server { addr, endpoint }
+    let server = TestServer::start(app).await.expect("bind a free port");
+    Server {
+        addr: server.addr(),
+        endpoint,
+        _server: server,
+    }
 }
 
 /// A V2 client over a real WebSocket.
