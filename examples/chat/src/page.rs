@@ -1,0 +1,182 @@
+//! The page: `/` asks for a name, `/?name=alice` signs a token for alice and embeds it in a chat
+//! page that connects with the official `phoenix` JavaScript client, served at `/js/phoenix.mjs`.
+//!
+//! There are no passwords here: whoever picks a name gets a token for it. A real app signs the
+//! token for the user its login established (Phoenix's `Phoenix.Token.sign(conn, "user socket",
+//! user.id)` in a controller), the same way.
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use channels::assets::PHOENIX_JS;
+use channels::token::Signer;
+use serde::Deserialize;
+
+/// The longest user name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// The page's query string.
+#[derive(Deserialize)]
+struct PageQuery {
+    name: Option<String>,
+    room: Option<String>,
+}
+
+/// `/` and `/js/phoenix.mjs`.
+pub fn routes(signer: Signer) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(move |Query(query): Query<PageQuery>| {
+                let signer = signer.clone();
+                async move { page(&signer, query) }
+            }),
+        )
+        .route(
+            "/js/phoenix.mjs",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], PHOENIX_JS) }),
+        )
+}
+
+/// The chat page for a valid name, else the form asking for one.
+fn page(signer: &Signer, query: PageQuery) -> Response {
+    let Some(name) = query
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| valid_name(n))
+    else {
+        let error = match &query.name {
+            Some(_) => "<p role=alert>A name is 1 to 32 letters, digits, spaces, - or _.</p>",
+            None => "",
+        };
+        return Html(FORM.replace("{error}", error)).into_response();
+    };
+    let room = query
+        .room
+        .as_deref()
+        .filter(|r| valid_room(r))
+        .unwrap_or("lobby");
+    match signer.sign_string(name) {
+        Ok(token) => Html(
+            CHAT.replace("{name}", &escape(name))
+                .replace("{room}", &escape(room))
+                .replace("{token}", &escape(&token)),
+        )
+        .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "token could not be signed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "token could not be signed",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// 1 to [`MAX_NAME_CHARS`] letters, digits, spaces, `-` or `_`.
+pub fn valid_name(name: &str) -> bool {
+    let count = name.chars().count();
+    (1..=MAX_NAME_CHARS).contains(&count)
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '_')
+}
+
+/// 1 to 32 ASCII letters, digits, `-` or `_`.
+fn valid_room(room: &str) -> bool {
+    (1..=32).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Escapes text for an HTML attribute or element.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const FORM: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Chat</title></head>
+<body>
+<h1>Chat</h1>
+{error}
+<form method="get" action="/">
+  <label>Your name <input name="name" maxlength="32" required autofocus></label>
+  <label>Room <input name="room" value="lobby" maxlength="32"></label>
+  <button>Enter</button>
+</form>
+</body></html>"#;
+
+const CHAT: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Chat: {room}</title>
+<meta name="user-token" content="{token}">
+<meta name="room" content="{room}">
+</head>
+<body>
+<h1>Room {room}, as {name}</h1>
+<p id="status" aria-live="polite">connecting…</p>
+<h2>Here now</h2>
+<ul id="members"></ul>
+<h2>Messages</h2>
+<ol id="messages" aria-live="polite"></ol>
+<form id="send">
+  <label>Message <input id="body" maxlength="2000" required autocomplete="off"></label>
+  <button>Send</button>
+</form>
+<script type="module">
+import { Socket, Presence } from "/js/phoenix.mjs";
+
+const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
+const socket = new Socket("/socket", { params: { token: meta("user-token") } });
+socket.connect();
+
+const channel = socket.channel(`room:${meta("room")}`, {});
+const status = document.getElementById("status");
+
+const presence = new Presence(channel);
+presence.onSync(() => {
+  document.getElementById("members").replaceChildren(
+    ...presence.list((name) => {
+      const item = document.createElement("li");
+      item.textContent = name;
+      return item;
+    }),
+  );
+});
+
+channel.on("new_msg", ({ user, body }) => {
+  const item = document.createElement("li");
+  item.textContent = `${user}: ${body}`;
+  document.getElementById("messages").append(item);
+});
+
+channel
+  .join()
+  .receive("ok", () => (status.textContent = "connected"))
+  .receive("error", ({ reason }) => (status.textContent = `could not join: ${reason}`));
+
+document.getElementById("send").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.getElementById("body");
+  channel
+    .push("new_msg", { body: input.value })
+    .receive("ok", () => (input.value = ""))
+    .receive("error", ({ reason }) => (status.textContent = reason));
+});
+</script>
+</body></html>"#;
