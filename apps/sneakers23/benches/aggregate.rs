@@ -22,7 +22,7 @@ use serde_json::json;
 use sneakers23::admin::aggregate::{CartAggregate, HISTORY_LEN, HISTORY_STEP_MS};
 use sneakers23::inventory::InventorySnapshot;
 use sneakers23::model::{Availability, Item, Product};
-use tracker::{Meta, PhxRef, Presence, TopicDiff};
+use tracker::{Meta, PhxRef, PresenceEntry, TopicDiff};
 
 /// The seed catalog's shape: 2 products of 13 sizes, items 1–26.
 fn catalog() -> InventorySnapshot {
@@ -63,7 +63,7 @@ struct Fixture {
 
 /// The simulated shoppers: the current presence of each cart.
 struct Shoppers {
-    carts: Vec<Presence>,
+    carts: Vec<PresenceEntry>,
     rng: StdRng,
     next_ref: u64,
 }
@@ -96,7 +96,7 @@ impl Fixture {
             let page = format!("/bench/{}", 1 + i % 4);
             let item = shoppers.rng.random_range(1..=26);
             let presence =
-                Presence::new(cart_key(i), meta(&page, &[item]), shoppers.phx_ref(), None);
+                PresenceEntry::new(cart_key(i), meta(&page, &[item]), shoppers.phx_ref(), None);
             joins.push(presence.clone());
             shoppers.carts.push(presence);
         }
@@ -134,7 +134,7 @@ impl Shoppers {
         } else {
             items.insert(0, item);
         }
-        let new = Presence::new(
+        let new = PresenceEntry::new(
             old.key.clone(),
             meta(&page, &items),
             self.phx_ref(),
@@ -150,7 +150,7 @@ impl Shoppers {
 
 /// The `presence_diff` payload Phoenix would push for `diff` (one key per diff here).
 fn presence_diff_bytes(diff: &TopicDiff) -> usize {
-    let side = |presences: &[Presence]| -> String {
+    let side = |presences: &[PresenceEntry]| -> String {
         let mut out = String::from("{");
         for (n, p) in presences.iter().enumerate() {
             if n > 0 {
@@ -174,7 +174,7 @@ fn presence_diff_bytes(diff: &TopicDiff) -> usize {
 }
 
 /// The `presence_state` payload Phoenix would push to a joining admin.
-fn presence_state_bytes(carts: &[Presence]) -> usize {
+fn presence_state_bytes(carts: &[PresenceEntry]) -> usize {
     carts
         .iter()
         .map(|p| json!(&*p.key).to_string().len() + p.meta_json().len() + 13)

@@ -42,7 +42,7 @@ use crate::listener::FdLimitListener;
 use crate::notifier::ChannelNotifier;
 use crate::replication::Replication;
 use crate::seed;
-use crate::sockets::CART_TRACKER_NAME;
+use crate::sockets::{CART_TRACKER_NAME, CART_TRACKER_TOPIC};
 use crate::tokens::{CartTokens, ops_token};
 use crate::web::session::SessionKeys;
 use crate::web::{self, AppState};
@@ -274,13 +274,10 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     );
     // The dashboard observes the CartTracker from its first diff (see `crate::admin`).
     let dashboard = crate::admin::Dashboard::new();
-    let cart_tracker = Presence::start_with_observer(
-        endpoint.clone(),
-        CART_TRACKER_NAME,
-        config.tracker.clone(),
-        None,
-        Some(dashboard.observer()),
-    )?;
+    let cart_tracker = Presence::builder(endpoint.clone(), CART_TRACKER_NAME)
+        .options(config.tracker.clone())
+        .subscribe(CART_TRACKER_TOPIC, dashboard.observer())
+        .start()?;
     let replication = Replication::new(pubsub.clone());
     let notifier = Arc::new(ChannelNotifier::new(endpoint.clone()));
     let inventory = retry("loading the inventory", config.db_retry_max_delay, || {

@@ -65,9 +65,24 @@ async fn admin_page_requires_basic_credentials() {
         page.header("cache-control")
             .is_some_and(|v| v.contains("no-store"))
     );
-    // A fresh token on every load.
+    // Each load signs its own token: it verifies as the admin's, and a load in a later
+    // millisecond carries a different one. (A Phoenix.Token is `{data, signed_at_ms, max_age}`:
+    // two loads within one millisecond may embed the same token, which grants nothing more.)
+    let secret = t.node.state().secret_key_base.to_string();
+    let admin_salt = Signer::new(&secret, "admin socket").expect("signer");
+    let first = admin_token_of(&page.body);
+    assert_eq!(
+        admin_salt
+            .verify(Some(&first), None)
+            .expect("the page's token verifies"),
+        Term::from("admin")
+    );
+    let signed_by = now_ms();
+    while now_ms() <= signed_by {
+        tokio::task::yield_now().await;
+    }
     let again = admin_page(&t, Some(&basic("admin:password"))).await;
-    assert_ne!(admin_token_of(&again.body), admin_token_of(&page.body));
+    assert_ne!(admin_token_of(&again.body), first);
 
     let mut browser = t.browser();
     let script = browser.get("/js/admin.js").await;
@@ -180,12 +195,8 @@ async fn admin_socket_accepts_only_a_valid_admin_token() {
         .expect("signer")
         .sign_string("admin")
         .expect("signing");
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
     let expired = admin_salt
-        .sign_at(&Term::from(1_i64), now_ms - 2 * 86_400_000)
+        .sign_at(&Term::from(1_i64), now_ms() - 2 * 86_400_000)
         .expect("signing");
     let mut tampered = admin_token_of(&admin_page(&t, Some(&basic("admin:password"))).await.body);
     tampered.insert(10, 'x');
@@ -497,6 +508,37 @@ async fn dashboard_gets_a_snapshot_then_small_deltas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_joining_right_after_a_release_gets_it_in_the_first_aggregate() {
+    let t = TestNode::start(SQLITE, false).await;
+    let p1 = t.fx.p1.to_string();
+    let mut watching = admin_socket(&t).await;
+    watching.join_ok(DASHBOARD_TOPIC, json!({})).await;
+    let first = watching.expect(DASHBOARD_TOPIC, AGGREGATE).await;
+    assert_eq!(first["released"][&p1], json!(false));
+    let mut mirror = DashboardMirror::from_snapshot(first);
+
+    t.node
+        .state()
+        .inventory
+        .release(t.fx.p1)
+        .await
+        .expect("release");
+    // No wait for the periodic publication: the joining admin and the JSON see the release.
+    let mut joining = admin_socket(&t).await;
+    joining.join_ok(DASHBOARD_TOPIC, json!({})).await;
+    let fresh = joining.expect(DASHBOARD_TOPIC, AGGREGATE).await;
+    assert_eq!(fresh["released"][&p1], json!(true), "{fresh}");
+    assert_eq!(read_aggregate(&t).await["released"][&p1], json!(true));
+
+    // The admin already watching gets the same state as a gap-free delta.
+    dashboard_until(&mut watching, &mut mirror, "release", |m| {
+        m.state["released"][&p1] == json!(true)
+    })
+    .await;
+    assert!(mirror.state["seq"].as_u64() >= fresh["seq"].as_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_counts_equal_a_recount_of_the_tracker_list() {
     let t = TestNode::start(SQLITE, true).await;
     let presence = t.node.state().cart_tracker.clone();
@@ -567,4 +609,12 @@ async fn dashboard_counts_equal_a_recount_of_the_tracker_list() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Wall-clock Unix time in milliseconds (the clock tokens are signed with).
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in i64")
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use sneakers23::admin::aggregate::{CartAggregate, Counts};
 use sneakers23::inventory::InventorySnapshot;
 use sneakers23::model::{Availability, Item, Product};
-use tracker::{Meta, PhxRef, Presence, TopicDiff};
+use tracker::{Meta, PhxRef, PresenceEntry, TopicDiff};
 
 /// One thing a shopper's tab can do.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// The tracker as the test sees it: open tabs in the order their current version joined.
 struct Model {
-    list: Vec<Presence>,
+    list: Vec<PresenceEntry>,
     pending: TopicDiff,
     next_ref: u64,
 }
@@ -66,7 +66,7 @@ impl Model {
     fn apply(&mut self, op: Op) {
         match op {
             Op::Join { key, page, items } => {
-                let presence = Presence::new(
+                let presence = PresenceEntry::new(
                     Arc::from(format!("cart-{key}")),
                     Self::meta(page.map(|p| format!("/page/{p}")), &items),
                     self.new_ref(),
@@ -78,7 +78,7 @@ impl Model {
             Op::Update { tab, items } if !self.list.is_empty() => {
                 let old = self.list.remove(tab % self.list.len());
                 let page = old.meta.to_value()["page"].as_str().map(str::to_owned);
-                let new = Presence::new(
+                let new = PresenceEntry::new(
                     old.key.clone(),
                     Self::meta(page, &items),
                     self.new_ref(),

@@ -58,6 +58,59 @@ pub struct Presence {
     fetch: Option<Arc<dyn Fetch>>,
 }
 
+/// Configures a [`Presence`] before it starts: see [`Presence::builder`].
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct PresenceBuilder {
+    endpoint: Endpoint,
+    name: String,
+    options: tracker::Options,
+    fetch: Option<Arc<dyn Fetch>>,
+    subscribers: FxHashMap<Arc<str>, Vec<Arc<dyn DiffSubscriber>>>,
+}
+
+impl PresenceBuilder {
+    /// The tracker's options (Phoenix's defaults when not set).
+    pub fn options(mut self, options: tracker::Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Adds application data to every list and diff (Phoenix's `fetch/2`).
+    pub fn fetch(mut self, fetch: Arc<dyn Fetch>) -> Self {
+        self.fetch = Some(fetch);
+        self
+    }
+
+    /// Hands every change of `topic` to `subscriber` as well, after its `presence_diff` went out.
+    /// A topic may have several subscribers; they are called in the order they were added.
+    pub fn subscribe(mut self, topic: &str, subscriber: Arc<dyn DiffSubscriber>) -> Self {
+        self.subscribers
+            .entry(Arc::from(topic))
+            .or_default()
+            .push(subscriber);
+        self
+    }
+
+    /// Starts the tracker; its diffs flow to the clients and the subscribers from the first one.
+    pub fn start(self) -> Result<Presence, tracker::OptionsError> {
+        let handler = Arc::new(Broadcaster {
+            endpoint: self.endpoint.clone(),
+            fetch: self.fetch.clone(),
+            subscribers: self.subscribers,
+        });
+        let tracker = Tracker::start(
+            self.endpoint.pubsub().clone(),
+            &self.name,
+            self.options,
+            handler,
+        )?;
+        Ok(Presence {
+            tracker,
+            fetch: self.fetch,
+        })
+    }
+}
+
 /// A tracked presence; dropping it removes the presence on every node.
 pub struct Tracked {
     process: tracker::Process,
@@ -77,10 +130,21 @@ impl Tracked {
     }
 }
 
+/// Receives the presence changes of one topic, in order, right after they were broadcast to the
+/// topic's clients as `presence_diff`. Subscribed with [`PresenceBuilder::subscribe`] before
+/// anything is tracked, so replaying what it receives always gives the current list: server-side
+/// aggregates (counts, a dashboard) are built this way without listing the presences.
+///
+/// Runs on the tracker's diff dispatcher, never while a shard is locked; keep it quick.
+pub trait DiffSubscriber: Send + Sync + 'static {
+    /// `changes` holds the joins and leaves of `topic` in one diff.
+    fn handle_diff(&self, topic: &str, changes: &tracker::TopicDiff);
+}
+
 struct Broadcaster {
     endpoint: Endpoint,
     fetch: Option<Arc<dyn Fetch>>,
-    observer: Option<Arc<dyn DiffHandler>>,
+    subscribers: FxHashMap<Arc<str>, Vec<Arc<dyn DiffSubscriber>>>,
 }
 
 impl DiffHandler for Broadcaster {
@@ -98,53 +162,53 @@ impl DiffHandler for Broadcaster {
             self.endpoint
                 .local_broadcast(topic, PRESENCE_DIFF, &OutPayload::Json(payload));
         }
-        if let Some(observer) = &self.observer {
-            observer.handle_diff(diff);
+        if self.subscribers.is_empty() {
+            return;
+        }
+        for (topic, changes) in &diff.topics {
+            for subscriber in self.subscribers.get(&**topic).into_iter().flatten() {
+                subscriber.handle_diff(topic, changes);
+            }
         }
     }
 }
 
 impl Presence {
     /// Starts a tracker called `name` whose changes are broadcast as `presence_diff` through
-    /// `endpoint`.
+    /// `endpoint`. See [`builder`](Presence::builder) for a [`Fetch`] hook or diff subscribers.
+    ///
+    /// ```
+    /// use channels::presence::Presence;
+    /// use channels::server::{Endpoint, EndpointConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let endpoint = Endpoint::new(pubsub::PubSub::new("node1"), EndpointConfig::default());
+    /// let presence = Presence::start(endpoint, "room_presence", tracker::Options::default())?;
+    /// // In a channel's `after_join`: keep the guard in the channel; dropping it is the leave.
+    /// let _tracked = presence.track("room:lobby", "alice", serde_json::json!({"online_at": 0}))?;
+    /// assert!(presence.get_by_key("room:lobby", "alice").is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(
         endpoint: Endpoint,
         name: &str,
         options: tracker::Options,
     ) -> Result<Presence, tracker::OptionsError> {
-        Self::start_with_fetch(endpoint, name, options, None)
+        Self::builder(endpoint, name).options(options).start()
     }
 
-    /// [`start`](Presence::start) with a [`Fetch`] hook.
-    pub fn start_with_fetch(
-        endpoint: Endpoint,
-        name: &str,
-        options: tracker::Options,
-        fetch: Option<Arc<dyn Fetch>>,
-    ) -> Result<Presence, tracker::OptionsError> {
-        Self::start_with_observer(endpoint, name, options, fetch, None)
-    }
-
-    /// [`start_with_fetch`](Presence::start_with_fetch) with an `observer` that also receives
-    /// every diff of every topic, in order, right after its `presence_diff` was broadcast: from
-    /// the tracker's diff dispatcher, never while a shard is locked. Because it is attached
-    /// before anything is tracked, replaying what it receives always gives the current lists
-    /// (server-side aggregates are built this way, without listing the presences). Keep it
-    /// quick, as any [`DiffHandler`].
-    pub fn start_with_observer(
-        endpoint: Endpoint,
-        name: &str,
-        options: tracker::Options,
-        fetch: Option<Arc<dyn Fetch>>,
-        observer: Option<Arc<dyn DiffHandler>>,
-    ) -> Result<Presence, tracker::OptionsError> {
-        let handler = Arc::new(Broadcaster {
-            endpoint: endpoint.clone(),
-            fetch: fetch.clone(),
-            observer,
-        });
-        let tracker = Tracker::start(endpoint.pubsub().clone(), name, options, handler)?;
-        Ok(Presence { tracker, fetch })
+    /// A presence with more than the defaults: tracker options, a [`Fetch`] hook, and any number
+    /// of [`DiffSubscriber`]s per topic.
+    pub fn builder(endpoint: Endpoint, name: &str) -> PresenceBuilder {
+        PresenceBuilder {
+            endpoint,
+            name: name.to_owned(),
+            options: tracker::Options::default(),
+            fetch: None,
+            subscribers: FxHashMap::default(),
+        }
     }
 
     /// The underlying tracker, for its replication details and raw queries.
@@ -181,7 +245,7 @@ impl Presence {
 
     /// The metas of one key (`{"metas": [...]}` plus fetched fields), or `None` when absent.
     pub fn get_by_key(&self, topic: &str, key: &str) -> Option<Value> {
-        let presences: Vec<tracker::Presence> = self
+        let presences: Vec<tracker::PresenceEntry> = self
             .tracker
             .get_by_key(topic, key)
             .into_iter()
@@ -198,10 +262,10 @@ impl Presence {
 /// Writes `{key: {"metas": [...]}}` for `presences`, keys in first-seen order.
 fn group<'a>(
     topic: &str,
-    presences: impl Iterator<Item = &'a tracker::Presence>,
+    presences: impl Iterator<Item = &'a tracker::PresenceEntry>,
     fetch: Option<&dyn Fetch>,
 ) -> JsonObject {
-    let mut order: Vec<(&str, Vec<&tracker::Presence>)> = Vec::new();
+    let mut order: Vec<(&str, Vec<&tracker::PresenceEntry>)> = Vec::new();
     let mut index: FxHashMap<&str, usize> = FxHashMap::default();
     for presence in presences {
         let key: &str = &presence.key;
@@ -248,8 +312,8 @@ fn group<'a>(
 
 fn diff_payload(
     topic: &str,
-    joins: &[tracker::Presence],
-    leaves: &[tracker::Presence],
+    joins: &[tracker::PresenceEntry],
+    leaves: &[tracker::PresenceEntry],
     fetch: Option<&dyn Fetch>,
 ) -> JsonObject {
     let joins = group(topic, joins.iter(), fetch);
@@ -260,4 +324,66 @@ fn diff_payload(
         leaves.as_str()
     );
     JsonObject::from_json(text).unwrap_or_else(|_| JsonObject::empty())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::server::EndpointConfig;
+
+    /// Forwards what it receives, labelled, to the test.
+    struct Recorder {
+        label: &'static str,
+        tx: mpsc::UnboundedSender<(&'static str, String, usize, usize)>,
+    }
+
+    impl DiffSubscriber for Recorder {
+        fn handle_diff(&self, topic: &str, changes: &tracker::TopicDiff) {
+            let _ = self.tx.send((
+                self.label,
+                topic.to_owned(),
+                changes.joins.len(),
+                changes.leaves.len(),
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_of_a_topic_gets_its_diffs_in_order_and_no_other_topics() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let recorder = |label| {
+            Arc::new(Recorder {
+                label,
+                tx: tx.clone(),
+            })
+        };
+        let endpoint = Endpoint::new(pubsub::PubSub::new("n1"), EndpointConfig::default());
+        let presence = Presence::builder(endpoint, "test_presence")
+            .subscribe("room:a", recorder("first"))
+            .subscribe("room:a", recorder("second"))
+            .subscribe("room:b", recorder("other"))
+            .start()
+            .unwrap();
+
+        let tracked = presence
+            .track("room:a", "alice", serde_json::json!({}))
+            .unwrap();
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(next().await, ("first", "room:a".to_owned(), 1, 0));
+        assert_eq!(next().await, ("second", "room:a".to_owned(), 1, 0));
+        drop(tracked);
+        assert_eq!(next().await, ("first", "room:a".to_owned(), 0, 1));
+        assert_eq!(next().await, ("second", "room:a".to_owned(), 0, 1));
+        assert!(rx.try_recv().is_err(), "room:b's subscriber saw room:a");
+    }
 }

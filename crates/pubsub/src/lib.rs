@@ -32,6 +32,16 @@
 //! [`adapter::broker`] for the URL parameters, the envelope and what happens when the broker is
 //! away). Every node of a cluster uses the same URL (same broker, same `cluster=` name) and its own
 //! node name.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `redis` | off | the Redis adapter (`redis://…` URLs), with the `redis` client |
+//! | `nats` | off | the NATS adapter (`nats://…` URLs), with the `async-nats` client |
+//!
+//! Without them, a single node ([`Local`]) and the in-process [`memory`] network for tests are
+//! all there is, and no broker client is compiled.
 
 pub mod adapter;
 pub mod mailbox;
@@ -60,9 +70,11 @@ pub enum ConnectError {
     #[error(transparent)]
     Url(#[from] adapter::broker::UrlError),
     /// The Redis client refused the URL.
+    #[cfg(feature = "redis")]
     #[error(transparent)]
     Redis(#[from] adapter::redis::RedisUrlError),
     /// The NATS client refused the URL.
+    #[cfg(feature = "nats")]
     #[error(transparent)]
     Nats(#[from] adapter::nats::NatsUrlError),
 }
@@ -70,8 +82,10 @@ pub enum ConnectError {
 /// A hub for the node called `node_name`, reaching the other nodes through the broker of `url`:
 ///
 /// * `None`, `""` or `"local"`: a single node ([`Local`]);
-/// * `redis://…`: [`adapter::redis`];
-/// * `nats://…`: [`adapter::nats`].
+/// * `redis://…`: the Redis adapter (feature `redis`);
+/// * `nats://…`: the NATS adapter (feature `nats`).
+///
+/// A scheme whose feature is not compiled in is refused with [`UrlError::Disabled`](adapter::broker::UrlError::Disabled).
 ///
 /// Returns at once, without waiting for the broker: the connection is made in the background and
 /// retried for as long as it fails, [`PubSub::adapter_status`] telling how it goes (watch
@@ -84,10 +98,8 @@ pub fn connect(node_name: &str, url: Option<&str>) -> Result<PubSub, ConnectErro
     }
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
     let adapter: Arc<dyn Adapter> = match scheme {
-        "redis" | "rediss" | "redis+unix" | "unix" => {
-            Arc::new(adapter::redis::RedisAdapter::new(url)?)
-        }
-        "nats" | "tls" => Arc::new(adapter::nats::NatsAdapter::new(url)?),
+        "redis" | "rediss" | "redis+unix" | "unix" => redis_adapter(url, scheme)?,
+        "nats" | "tls" => nats_adapter(url, scheme)?,
         "" => {
             return Err(adapter::broker::UrlError::Invalid {
                 url: adapter::broker::redact(url),
@@ -105,6 +117,34 @@ pub fn connect(node_name: &str, url: Option<&str>) -> Result<PubSub, ConnectErro
     Ok(PubSub::with_adapter(node_name, adapter))
 }
 
+#[cfg(feature = "redis")]
+fn redis_adapter(url: &str, _scheme: &str) -> Result<Arc<dyn Adapter>, ConnectError> {
+    Ok(Arc::new(adapter::redis::RedisAdapter::new(url)?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_adapter(_url: &str, scheme: &str) -> Result<Arc<dyn Adapter>, ConnectError> {
+    Err(adapter::broker::UrlError::Disabled {
+        scheme: scheme.to_owned(),
+        feature: "redis",
+    }
+    .into())
+}
+
+#[cfg(feature = "nats")]
+fn nats_adapter(url: &str, _scheme: &str) -> Result<Arc<dyn Adapter>, ConnectError> {
+    Ok(Arc::new(adapter::nats::NatsAdapter::new(url)?))
+}
+
+#[cfg(not(feature = "nats"))]
+fn nats_adapter(_url: &str, scheme: &str) -> Result<Arc<dyn Adapter>, ConnectError> {
+    Err(adapter::broker::UrlError::Disabled {
+        scheme: scheme.to_owned(),
+        feature: "nats",
+    }
+    .into())
+}
+
 /// The longest topic name accepted; longer ones are a programming error and are not published.
 pub const MAX_TOPIC_LEN: usize = u16::MAX as usize;
 
@@ -116,6 +156,25 @@ pub(crate) struct Inner {
 }
 
 /// A node's publish/subscribe hub. Cheap to clone; all clones are the same hub.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use bytes::Bytes;
+/// use pubsub::PubSub;
+///
+/// let pubsub = PubSub::new("node-a");
+/// let (me, mut my_inbox) = pubsub.mailbox(16);
+/// let (other, mut other_inbox) = pubsub.mailbox(16);
+/// pubsub.subscribe("room:1", &me);
+/// pubsub.subscribe("room:1", &other);
+///
+/// // Everybody but the sender, the way a channel relays what its client said.
+/// pubsub.broadcast_from(&me, "room:1", Bytes::from_static(b"hi"));
+/// assert_eq!(&other_inbox.recv().await.unwrap().payload[..], b"hi");
+/// assert!(my_inbox.try_recv().is_none());
+/// assert_eq!(pubsub.subscriber_count("room:1"), 2);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct PubSub {
     inner: Arc<Inner>,
@@ -293,6 +352,11 @@ impl PubSub {
     }
 }
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {
     Local,
@@ -300,6 +364,7 @@ enum Scope {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -381,6 +446,20 @@ mod tests {
         drop(inbox);
         assert_eq!(pubsub.subscriber_count("t1"), 0);
         assert_eq!(pubsub.subscriber_count("t2"), 0);
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn a_broker_left_out_of_the_build_is_a_clear_error() {
+        let error = connect("a", Some("redis://127.0.0.1:6379")).unwrap_err();
+        assert!(matches!(
+            error,
+            ConnectError::Url(adapter::broker::UrlError::Disabled {
+                feature: "redis",
+                ..
+            })
+        ));
+        assert!(error.to_string().contains("`redis` feature"), "{error}");
     }
 
     #[tokio::test]

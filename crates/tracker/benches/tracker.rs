@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
-use tracker::presence::{Meta, PhxRef, Pid};
-use tracker::replica::ReplicaRef;
-use tracker::state::State;
+use tracker::internals::presence::{Meta, PhxRef, Pid};
+use tracker::internals::replica::ReplicaRef;
+use tracker::internals::state::State;
 use tracker::{Diff, Options, Process, Tracker};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -310,18 +310,18 @@ fn wire(c: &mut Criterion) {
     let mut g = c.benchmark_group("wire");
     g.sample_size(20).measurement_time(Duration::from_secs(3));
     let mut a = state_with("a", 10_000, &["b"]);
-    let heartbeat = tracker::wire::Message::Heartbeat {
+    let heartbeat = tracker::internals::wire::Message::Heartbeat {
         from: a.replica().clone(),
         clocks: a.clocks(),
         delta: Some(a.take_delta()),
     };
-    let bytes = tracker::wire::encode(&heartbeat);
+    let bytes = tracker::internals::wire::encode(&heartbeat);
     g.throughput(Throughput::Elements(10_000));
     g.bench_function("encode_heartbeat/10000", |b| {
-        b.iter(|| tracker::wire::encode(&heartbeat))
+        b.iter(|| tracker::internals::wire::encode(&heartbeat))
     });
     g.bench_function("decode_heartbeat/10000", |b| {
-        b.iter(|| tracker::wire::decode(&bytes).unwrap())
+        b.iter(|| tracker::internals::wire::decode(&bytes).unwrap())
     });
     g.finish();
 }

@@ -269,7 +269,7 @@ impl Generations {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::presence::{Meta, PhxRef, Pid, Presence};
+    use crate::presence::{Meta, PhxRef, Pid, PresenceEntry};
 
     fn a() -> ReplicaRef {
         ReplicaRef::new("a", 1)
@@ -279,7 +279,7 @@ mod tests {
         Entry {
             topic: "t".into(),
             pid: Pid { node: 1, id: n },
-            presence: Presence::new(
+            presence: PresenceEntry::new(
                 n.to_string().into(),
                 Meta::empty(),
                 PhxRef::new(n, 0, 0),

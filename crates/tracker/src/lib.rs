@@ -43,12 +43,17 @@
 //!
 //! # Layout
 //!
-//! * [`state`]: the CRDT itself, pure and deterministic; [`clock`], [`replica`], [`delta`]: its pure
+//! The public API is [`Tracker`], [`Process`], [`Options`] and what they take and return. The
+//! rest is private (reachable by this crate's benchmarks and simulation tests through a hidden
+//! `internals` module, which is not API):
+//!
+//! * `state`: the CRDT itself, pure and deterministic; `clock`, `replica`, `delta`: its pure
 //!   helpers (version vectors, peer bookkeeping, deltas and generations).
-//! * [`engine`]: the shard protocol (ticks, heartbeats, transfers, down detection) as a pure state
+//! * `engine`: the shard protocol (ticks, heartbeats, transfers, down detection) as a pure state
 //!   machine, driven by the shard at run time and by the property tests in simulation.
-//! * [`wire`]: the binary encoding of inter-node messages.
-//! * `shard` / `pool`: the running shards and the public [`Tracker`] handle; [`options`]: tuning.
+//! * `wire`: the binary encoding of inter-node messages.
+//! * `shard`: a running shard, the only writer of its engine; `pool`: the public [`Tracker`]
+//!   handle; `options`: tuning ([`Options`]).
 //!
 //! # Differences from Phoenix (deliberate)
 //!
@@ -63,7 +68,7 @@
 //!   generations only for those: a peer that knows a node we cannot reach yet does not trigger
 //!   useless full transfers every sampling period.
 //! * Tracked processes are [`Process`] handles: dropping one is the process exit.
-//! * Inter-node messages are a compact binary encoding ([`wire`]), not Erlang terms: a Rust
+//! * Inter-node messages are a compact binary encoding (`wire`), not Erlang terms: a Rust
 //!   cluster shares Phoenix's semantics, not its distribution protocol.
 //!
 //! # Cost
@@ -72,22 +77,62 @@
 //! trip); queries take its read lock. A presence costs about 330 bytes of memory and about 55 bytes
 //! on the wire per replicated join (see `tests/footprint.rs` and `benches/tracker.rs`).
 
-pub mod clock;
-pub mod delta;
-pub mod engine;
-pub mod options;
+mod clock;
+mod delta;
+mod engine;
+mod options;
 mod pool;
-pub mod presence;
-pub mod replica;
+mod presence;
+mod replica;
 mod shard;
-pub mod state;
-pub mod wire;
+mod state;
+mod wire;
 
 pub use engine::ReplicaEvent;
-pub use options::{Options, OptionsError};
+pub use options::{DEFAULT_MAX_META_BYTES, Options, OptionsError};
 pub use pool::{Process, ReplicaInfo, TrackError, Tracker, UpdateError};
 pub use presence::{
-    Diff, Key, Meta, MetaError, PhxRef, Pid, Presence, PresenceInfo, Topic, TopicDiff,
+    Diff, Key, Meta, MetaError, PhxRef, Pid, PresenceEntry, PresenceInfo, Topic, TopicDiff,
 };
 pub use replica::{ReplicaRef, Status};
 pub use shard::DiffHandler;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The CRDT, the shard protocol and the wire encoding, for this crate's benchmarks and
+/// simulation tests only: not part of the API, and changed without notice (the way
+/// phoenix_pubsub hides `State`, `Shard` and `Clock`).
+#[doc(hidden)]
+pub mod internals {
+    /// See the crate's `clock` module.
+    pub mod clock {
+        pub use crate::clock::*;
+    }
+    /// See the crate's `delta` module.
+    pub mod delta {
+        pub use crate::delta::*;
+    }
+    /// See the crate's `engine` module.
+    pub mod engine {
+        pub use crate::engine::*;
+    }
+    /// See the crate's `presence` module.
+    pub mod presence {
+        pub use crate::presence::*;
+    }
+    /// See the crate's `replica` module.
+    pub mod replica {
+        pub use crate::replica::*;
+    }
+    /// See the crate's `state` module.
+    pub mod state {
+        pub use crate::state::*;
+    }
+    /// See the crate's `wire` module.
+    pub mod wire {
+        pub use crate::wire::*;
+    }
+}

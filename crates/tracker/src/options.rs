@@ -9,6 +9,7 @@
 //! | `clock_sample_periods` | 2 | ticks between transfer decisions |
 //! | `max_delta_sizes` | `[100, 1000, 10000]` | caps of the delta generations |
 //! | `pool_size` | 1 | shards; must be equal on every node |
+//! | `max_meta_bytes` | 4 096 | longest meta (compact JSON text) `track` and `update` accept |
 //!
 //! One deliberate difference: an idle shard heartbeats at least twice per `down_period` whatever
 //! `max_silent_periods` says, so that short down periods (tests, fast failover) never mark healthy
@@ -35,7 +36,17 @@ pub struct Options {
     pub max_delta_sizes: Vec<usize>,
     /// Number of shards (topics are hashed to shards); must be equal on every node.
     pub pool_size: usize,
+    /// Longest meta, in bytes of compact JSON text, that `track` and `update` accept; longer ones
+    /// are refused with `MetaTooLarge`. Every node holds a copy of every meta and sends it to
+    /// every admin listing its topic, so one client must not be able to make it large. Not
+    /// applied to metas received from peers (each node enforces its own limit on its own
+    /// presences).
+    pub max_meta_bytes: usize,
 }
+
+/// The default of [`Options::max_meta_bytes`]: 4 KiB, ten times what a typical meta (a user's
+/// name, a status, a few ids) takes, and small enough that 100k presences stay under 400 MB.
+pub const DEFAULT_MAX_META_BYTES: usize = 4096;
 
 impl Default for Options {
     fn default() -> Self {
@@ -47,6 +58,7 @@ impl Default for Options {
             clock_sample_periods: 2,
             max_delta_sizes: vec![100, 1000, 10_000],
             pool_size: 1,
+            max_meta_bytes: DEFAULT_MAX_META_BYTES,
         }
     }
 }
@@ -83,6 +95,9 @@ pub enum OptionsError {
     /// Delta generations need at least one cap.
     #[error("max_delta_sizes must list at least one size, e.g. [100, 1000, 10000]")]
     EmptyMaxDeltaSizes,
+    /// Even the empty meta `{}` would be refused.
+    #[error("max_meta_bytes is {0}; it must be at least 2 (the empty meta {{}}), e.g. 4096")]
+    MaxMetaBytesTooSmall(usize),
 }
 
 impl Options {
@@ -116,6 +131,9 @@ impl Options {
         }
         if self.max_delta_sizes.is_empty() {
             return Err(OptionsError::EmptyMaxDeltaSizes);
+        }
+        if self.max_meta_bytes < 2 {
+            return Err(OptionsError::MaxMetaBytesTooSmall(self.max_meta_bytes));
         }
         Ok(())
     }
@@ -188,6 +206,11 @@ mod tests {
             ..Options::default()
         };
         assert_eq!(zero.validate(), Err(OptionsError::ZeroBroadcastPeriod));
+        let metas = Options {
+            max_meta_bytes: 1,
+            ..Options::default()
+        };
+        assert_eq!(metas.validate(), Err(OptionsError::MaxMetaBytesTooSmall(1)));
     }
 
     #[test]

@@ -20,9 +20,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::engine::{Engine, ReplicaEvent};
 use crate::options::{Options, OptionsError};
-use crate::presence::{Meta, PhxRef, Pid, Presence};
+use crate::presence::{Meta, PhxRef, Pid, PresenceEntry};
 use crate::replica::{ReplicaRef, Status};
-use crate::shard::{self, Control, DiffHandler, Pending, Shard, ShardTask};
+use crate::shard::{self, Control, DiffHandler, Shard, ShardTask};
 use crate::state::NoPresence;
 
 /// Why `track` failed.
@@ -37,6 +37,16 @@ pub enum TrackError {
         topic: String,
         /// The key.
         key: String,
+    },
+    /// The meta's JSON text is longer than [`Options::max_meta_bytes`]; nothing was tracked.
+    #[error(
+        "presence meta of {size} bytes is over the limit of {max} bytes (Options::max_meta_bytes); keep metas small"
+    )]
+    MetaTooLarge {
+        /// Length of the meta's compact JSON text.
+        size: usize,
+        /// The limit.
+        max: usize,
     },
     /// The tracker was shut down with `graceful_permdown`.
     #[error("tracker stopped (graceful_permdown was called); start a new one")]
@@ -53,6 +63,17 @@ pub enum UpdateError {
         topic: String,
         /// The key.
         key: String,
+    },
+    /// The new meta's JSON text is longer than [`Options::max_meta_bytes`]; the presence keeps
+    /// its current meta.
+    #[error(
+        "presence meta of {size} bytes is over the limit of {max} bytes (Options::max_meta_bytes); keep metas small"
+    )]
+    MetaTooLarge {
+        /// Length of the meta's compact JSON text.
+        size: usize,
+        /// The limit.
+        max: usize,
     },
     /// The tracker was shut down with `graceful_permdown`.
     #[error("tracker stopped (graceful_permdown was called); start a new one")]
@@ -128,6 +149,7 @@ struct Inner {
     node_hash: u16,
     ref_counter: AtomicU16,
     events: broadcast::Sender<ReplicaEvent>,
+    max_meta_bytes: usize,
 }
 
 /// A presence tracker replicated across the cluster (Phoenix.Tracker). Cheap to clone.
@@ -221,6 +243,7 @@ impl Tracker {
                 node_hash,
                 ref_counter: AtomicU16::new(0),
                 events,
+                max_meta_bytes: options.max_meta_bytes,
             }),
         })
     }
@@ -251,6 +274,13 @@ impl Tracker {
         &shards[(stable_hash(topic) % shards.len() as u64) as usize]
     }
 
+    /// `Err((size, limit))` when `meta` is over [`Options::max_meta_bytes`].
+    fn check_meta(&self, meta: &Meta) -> Result<(), (usize, usize)> {
+        let size = meta.as_json().len();
+        let max = self.inner.max_meta_bytes;
+        if size > max { Err((size, max)) } else { Ok(()) }
+    }
+
     fn new_ref(&self) -> PhxRef {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -273,17 +303,12 @@ impl Tracker {
         if shard.stopped.load(Ordering::Acquire) {
             return Err(TrackError::Stopped);
         }
+        self.check_meta(&meta)
+            .map_err(|(size, max)| TrackError::MetaTooLarge { size, max })?;
         process.watch(&shard.exits);
         let phx_ref = self.new_ref();
-        let mut engine = shard.engine.write();
-        match engine
-            .state_mut()
-            .join(process.pid, topic, key, meta, phx_ref)
-        {
-            Ok(entry) => {
-                shard.report(Pending::Join(entry));
-                Ok(phx_ref)
-            }
+        match shard.write().join(process.pid, topic, key, meta, phx_ref) {
+            Ok(()) => Ok(phx_ref),
             Err(_) => Err(TrackError::AlreadyTracked {
                 topic: topic.into(),
                 key: key.into(),
@@ -293,19 +318,13 @@ impl Tracker {
 
     /// Stops tracking `process` on `topic` under `key` (nothing happens if it was not tracked).
     pub fn untrack(&self, process: &Process, topic: &str, key: &str) {
-        let shard = self.shard(topic);
-        let mut engine = shard.engine.write();
-        if let Some(entry) = engine.state_mut().leave(process.pid, topic, key) {
-            shard.report(Pending::Leave(entry));
-        }
+        self.shard(topic).write().leave(process.pid, topic, key);
     }
 
     /// Stops tracking `process` everywhere, on every shard.
     pub fn untrack_all(&self, process: &Process) {
         for shard in &self.inner.shards {
-            let mut engine = shard.engine.write();
-            let leaves = engine.state_mut().leave_pid(process.pid);
-            shard.report_changes(Vec::new(), leaves);
+            shard.write().leave_pids([process.pid]);
         }
     }
 
@@ -334,42 +353,41 @@ impl Tracker {
             return Err(UpdateError::Stopped);
         }
         let phx_ref = self.new_ref();
-        let mut engine = shard.engine.write();
-        let (new, old) = engine
-            .state_mut()
-            .leave_join(process.pid, topic, key, meta, phx_ref)?;
-        shard.report(Pending::Update { new, old });
+        let mut writer = shard.write();
+        let no_presence = || UpdateError::NoPresence {
+            topic: topic.into(),
+            key: key.into(),
+        };
+        let current = writer
+            .meta(process.pid, topic, key)
+            .ok_or_else(no_presence)?;
+        let meta = meta(&current);
+        self.check_meta(&meta)
+            .map_err(|(size, max)| UpdateError::MetaTooLarge { size, max })?;
+        writer.leave_join(process.pid, topic, key, meta, phx_ref)?;
         Ok(phx_ref)
     }
 
     /// The presences of `topic` on nodes currently up, in no particular order.
-    pub fn list(&self, topic: &str) -> Vec<Presence> {
-        self.shard(topic).engine.read().state().get_by_topic(topic)
+    pub fn list(&self, topic: &str) -> Vec<PresenceEntry> {
+        self.shard(topic).read().state().get_by_topic(topic)
     }
 
     /// The number of presences of `topic` on nodes currently up.
     pub fn count(&self, topic: &str) -> usize {
-        self.shard(topic)
-            .engine
-            .read()
-            .state()
-            .count_by_topic(topic)
+        self.shard(topic).read().state().count_by_topic(topic)
     }
 
     /// The presences of `key` in `topic` (nodes up only), with the pid of each.
-    pub fn get_by_key(&self, topic: &str, key: &str) -> Vec<(Pid, Presence)> {
-        self.shard(topic)
-            .engine
-            .read()
-            .state()
-            .get_by_key(topic, key)
+    pub fn get_by_key(&self, topic: &str, key: &str) -> Vec<(Pid, PresenceEntry)> {
+        self.shard(topic).read().state().get_by_key(topic, key)
     }
 
     /// The other nodes this tracker knows, with their status (down if down on any shard).
     pub fn replicas(&self) -> Vec<ReplicaInfo> {
         let mut all: BTreeMap<ReplicaRef, Status> = BTreeMap::new();
         for shard in &self.inner.shards {
-            let engine = shard.engine.read();
+            let engine = shard.read();
             for (r, rec) in engine.replicas().iter() {
                 let e = all.entry(r).or_insert(rec.status);
                 if rec.status == Status::Down {

@@ -48,7 +48,7 @@ pub enum MetaError {
 
 /// The application's metadata of one presence: a JSON object stored as compact text.
 ///
-/// `phx_ref` and `phx_ref_prev` are never part of it: they live beside it in [`Presence`] and are
+/// `phx_ref` and `phx_ref_prev` are never part of it: they live beside it in [`PresenceEntry`] and are
 /// added when the meta is rendered ([`PresenceInfo::meta_json`]). Keys of those names given by the
 /// application are dropped, as Phoenix overwrites them.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -176,17 +176,25 @@ pub struct PresenceInfo {
 }
 
 /// One presence as queries and diffs report it: a shared, immutable [`PresenceInfo`] (fields are
-/// reached through `Deref`: `presence.key`, `presence.meta`, ...).
+/// reached through `Deref`: `entry.key`, `entry.meta`, ...).
+///
+/// Named apart from a channels-level `Presence` (the registry a channel calls `track` on): this is
+/// one record of it, one element of a key's `metas` list.
 ///
 /// Sharing makes a presence one allocation that lists, diffs and deltas copy with a single
 /// reference-count increment, which is what keeps `list` of 100k presences in the low milliseconds.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Presence(Arc<PresenceInfo>);
+pub struct PresenceEntry(Arc<PresenceInfo>);
 
-impl Presence {
+impl PresenceEntry {
     /// A presence version.
-    pub fn new(key: Key, meta: Meta, phx_ref: PhxRef, phx_ref_prev: Option<PhxRef>) -> Presence {
-        Presence(Arc::new(PresenceInfo {
+    pub fn new(
+        key: Key,
+        meta: Meta,
+        phx_ref: PhxRef,
+        phx_ref_prev: Option<PhxRef>,
+    ) -> PresenceEntry {
+        PresenceEntry(Arc::new(PresenceInfo {
             key,
             meta,
             phx_ref,
@@ -195,7 +203,7 @@ impl Presence {
     }
 }
 
-impl Presence {
+impl PresenceEntry {
     /// Reads the shared allocation's reference count with a plain load, bringing its cache line
     /// in; used to overlap memory misses before the (serializing) atomic increments of a clone.
     pub(crate) fn prefetch(&self) -> usize {
@@ -203,14 +211,14 @@ impl Presence {
     }
 }
 
-impl std::ops::Deref for Presence {
+impl std::ops::Deref for PresenceEntry {
     type Target = PresenceInfo;
     fn deref(&self) -> &PresenceInfo {
         &self.0
     }
 }
 
-impl fmt::Debug for Presence {
+impl fmt::Debug for PresenceEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)
     }
@@ -258,16 +266,16 @@ pub struct Entry {
     /// The tracked process.
     pub pid: Pid,
     /// Key, meta and refs.
-    pub presence: Presence,
+    pub presence: PresenceEntry,
 }
 
 /// Joins and leaves of one topic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TopicDiff {
     /// Presences that appeared (including the new version of an updated presence).
-    pub joins: Vec<Presence>,
+    pub joins: Vec<PresenceEntry>,
     /// Presences that disappeared (including the old version of an updated presence).
-    pub leaves: Vec<Presence>,
+    pub leaves: Vec<PresenceEntry>,
 }
 
 /// A batch of changes grouped by topic, what [`DiffHandler`](crate::DiffHandler) receives.
@@ -328,10 +336,10 @@ mod tests {
 
     #[test]
     fn meta_json_adds_refs() {
-        let p = Presence::new("1".into(), Meta::empty(), PhxRef::new(1, 2, 3), None);
+        let p = PresenceEntry::new("1".into(), Meta::empty(), PhxRef::new(1, 2, 3), None);
         let v: Value = serde_json::from_str(&p.meta_json()).unwrap();
         assert_eq!(v, json!({"phx_ref": p.phx_ref.to_string()}));
-        let q = Presence::new(
+        let q = PresenceEntry::new(
             p.key.clone(),
             Meta::new(json!({"s": "away"})).unwrap(),
             PhxRef::new(9, 2, 4),

@@ -13,8 +13,9 @@
 //!   state changed, so a slow handler never stalls replication. After a wake-up it lets changes
 //!   accumulate for 1 ms, so a burst of operations costs one cross-thread wake-up, not one each.
 //!
-//! A diff is queued while the write lock is held, which is what makes the dispatch order equal to
-//! the order of the state changes.
+//! Every change goes through a [`ShardWriter`], the shard's only write API: it holds the write
+//! lock and queues the diff of each change before releasing it, which is what makes the dispatch
+//! order equal to the order of the state changes. The engine itself is private to this module.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,13 +25,14 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pubsub::{Closed, PubSub};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::engine::{Engine, Outbound, Output, ReplicaEvent};
-use crate::presence::{Diff, Entry, Pid};
+use crate::presence::{Diff, Entry, Meta, PhxRef, Pid};
+use crate::state::{AlreadyTracked, NoPresence};
 use crate::wire::{self, Message};
 
 /// Receives the joins and leaves of a tracker, grouped by topic.
@@ -57,7 +59,7 @@ pub(crate) enum Control {
 
 /// A change waiting for the dispatcher, in the cheapest form to queue (grouping by topic into a
 /// [`Diff`] happens in the dispatcher, off the write path).
-pub(crate) enum Pending {
+enum QueuedDiff {
     Join(Entry),
     Leave(Entry),
     Update {
@@ -70,29 +72,30 @@ pub(crate) enum Pending {
     },
 }
 
-impl Pending {
+impl QueuedDiff {
     fn into_diff(self) -> Diff {
         match self {
-            Pending::Join(e) => Diff::from_entries(vec![e], Vec::new()),
-            Pending::Leave(e) => Diff::from_entries(Vec::new(), vec![e]),
-            Pending::Update { new, old } => Diff::from_entries(vec![new], vec![old]),
-            Pending::Batch { joins, leaves } => Diff::from_entries(joins, leaves),
+            QueuedDiff::Join(e) => Diff::from_entries(vec![e], Vec::new()),
+            QueuedDiff::Leave(e) => Diff::from_entries(Vec::new(), vec![e]),
+            QueuedDiff::Update { new, old } => Diff::from_entries(vec![new], vec![old]),
+            QueuedDiff::Batch { joins, leaves } => Diff::from_entries(joins, leaves),
         }
     }
 }
 
-/// The queue between a shard and its dispatcher task. Writers push under the shard's write lock
-/// (so the queue order is the state-change order) and wake the dispatcher only when it is not
-/// already scheduled, so a burst of operations costs one wake-up, not one per operation.
+/// The queue between a shard and its dispatcher task. Only a [`ShardWriter`] pushes (so only with
+/// the shard's write lock held, which makes the queue order the state-change order), and it wakes
+/// the dispatcher only when it is not already scheduled, so a burst of operations costs one
+/// wake-up, not one per operation.
 struct Dispatch {
-    outbox: Mutex<Vec<Pending>>,
+    outbox: Mutex<Vec<QueuedDiff>>,
     scheduled: AtomicBool,
     notify: Notify,
     closed: AtomicBool,
 }
 
 impl Dispatch {
-    fn push(&self, p: Pending) {
+    fn push(&self, p: QueuedDiff) {
         self.outbox.lock().push(p);
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             self.notify.notify_one();
@@ -125,8 +128,11 @@ impl Dispatch {
 }
 
 /// The shared part of a shard: its state and the queues into its tasks.
+///
+/// The engine is private to this module: reads go through [`Shard::read`], and every change goes
+/// through a [`ShardWriter`], which mutates and queues the resulting diff under the same lock.
 pub(crate) struct Shard {
-    pub(crate) engine: RwLock<Engine>,
+    engine: RwLock<Engine>,
     dispatch: Arc<Dispatch>,
     pub(crate) exits: mpsc::UnboundedSender<Pid>,
     pub(crate) stopped: AtomicBool,
@@ -150,22 +156,114 @@ const EXIT_BATCH: usize = 4096;
 const MAILBOX: usize = 65_536;
 
 impl Shard {
-    /// Queues a change for the handler (call with the write lock held).
-    pub(crate) fn report(&self, p: Pending) {
-        self.dispatch.push(p);
+    /// The engine for queries (the read lock: many readers, never behind a queue of writes).
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Engine> {
+        self.engine.read()
     }
 
-    /// Queues joins and leaves, if any (call with the write lock held).
-    pub(crate) fn report_changes(&self, joins: Vec<Entry>, leaves: Vec<Entry>) {
-        if joins.is_empty() && leaves.is_empty() {
-            return;
+    /// The engine for one change: the write lock, held until the writer is dropped.
+    pub(crate) fn write(&self) -> ShardWriter<'_> {
+        ShardWriter {
+            engine: self.engine.write(),
+            dispatch: &self.dispatch,
         }
-        self.report(Pending::Batch { joins, leaves });
+    }
+}
+
+/// The only way to change a shard: holds its write lock, and each operation queues its diff
+/// before the lock is released, so the dispatch order is the order of the state changes by
+/// construction.
+pub(crate) struct ShardWriter<'a> {
+    engine: RwLockWriteGuard<'a, Engine>,
+    dispatch: &'a Dispatch,
+}
+
+impl ShardWriter<'_> {
+    /// Adds a local presence (`track`) and queues its join.
+    pub(crate) fn join(
+        &mut self,
+        pid: Pid,
+        topic: &str,
+        key: &str,
+        meta: Meta,
+        phx_ref: PhxRef,
+    ) -> Result<(), AlreadyTracked> {
+        let entry = self
+            .engine
+            .state_mut()
+            .join(pid, topic, key, meta, phx_ref)?;
+        self.dispatch.push(QueuedDiff::Join(entry));
+        Ok(())
     }
 
-    fn report_output(&self, out: &mut Output) {
+    /// Removes a local presence (`untrack`) and queues its leave; false if it was not tracked.
+    pub(crate) fn leave(&mut self, pid: Pid, topic: &str, key: &str) -> bool {
+        match self.engine.state_mut().leave(pid, topic, key) {
+            Some(entry) => {
+                self.dispatch.push(QueuedDiff::Leave(entry));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every local presence of the `pids` (untrack all, processes ended) and queues the
+    /// leaves as one diff.
+    pub(crate) fn leave_pids(&mut self, pids: impl IntoIterator<Item = Pid>) {
+        let mut leaves = Vec::new();
+        for pid in pids {
+            self.engine.state_mut().leave_pid_into(pid, &mut leaves);
+        }
+        self.queue_changes(Vec::new(), leaves);
+    }
+
+    /// The meta of a local presence, if `pid` tracks `key` on `topic` here.
+    pub(crate) fn meta(&self, pid: Pid, topic: &str, key: &str) -> Option<Meta> {
+        self.engine
+            .state()
+            .get(pid, topic, key)
+            .map(|e| e.presence.meta.clone())
+    }
+
+    /// Replaces the meta of a local presence (`update`) and queues the join and leave as one diff.
+    pub(crate) fn leave_join(
+        &mut self,
+        pid: Pid,
+        topic: &str,
+        key: &str,
+        meta: Meta,
+        phx_ref: PhxRef,
+    ) -> Result<(), NoPresence> {
+        let (new, old) =
+            self.engine
+                .state_mut()
+                .leave_join(pid, topic, key, move |_| meta, phx_ref)?;
+        self.dispatch.push(QueuedDiff::Update { new, old });
+        Ok(())
+    }
+
+    /// One tick of the protocol at `now`; the changes it made are queued, the rest returned.
+    pub(crate) fn tick(&mut self, now: u64) -> Output {
+        let out = self.engine.tick(now);
+        self.queue_output(out)
+    }
+
+    /// A message from a peer at `now`; the changes it made are queued, the rest returned.
+    pub(crate) fn handle(&mut self, message: Message, now: u64) -> Output {
+        let out = self.engine.handle(message, now);
+        self.queue_output(out)
+    }
+
+    fn queue_output(&mut self, mut out: Output) -> Output {
         let changes = std::mem::take(&mut out.changes);
-        self.report_changes(changes.joins, changes.leaves);
+        self.queue_changes(changes.joins, changes.leaves);
+        out
+    }
+
+    fn queue_changes(&mut self, joins: Vec<Entry>, leaves: Vec<Entry>) {
+        if !joins.is_empty() || !leaves.is_empty() {
+            self.dispatch.push(QueuedDiff::Batch { joins, leaves });
+        }
     }
 }
 
@@ -255,12 +353,7 @@ impl ShardTask {
             tokio::select! {
                 _ = ticks.tick() => {
                     let now = self.now();
-                    let mut out = {
-                        let mut engine = self.shard.engine.write();
-                        let mut out = engine.tick(now);
-                        self.shard.report_output(&mut out);
-                        out
-                    };
+                    let mut out = self.shard.write().tick(now);
                     self.log_events(&out.events);
                     self.send(&mailbox, std::mem::take(&mut out.messages));
                 }
@@ -277,19 +370,14 @@ impl ShardTask {
                         if let Message::TransferReq { id, from, clocks } = &decoded {
                             // Answering only reads: queries keep running meanwhile.
                             let answer = {
-                                let engine = self.shard.engine.read();
+                                let engine = self.shard.read();
                                 (!engine.ignores(&decoded))
                                     .then(|| engine.answer_transfer(*id, from, clocks))
                             };
                             self.send(&mailbox, answer.into_iter().collect());
                             continue;
                         }
-                        let mut out = {
-                            let mut engine = self.shard.engine.write();
-                            let mut out = engine.handle(decoded, now);
-                            self.shard.report_output(&mut out);
-                            out
-                        };
+                        let mut out = self.shard.write().handle(decoded, now);
                         self.log_events(&out.events);
                         self.send(&mailbox, std::mem::take(&mut out.messages));
                     }
@@ -305,18 +393,13 @@ impl ShardTask {
                     if count == 0 {
                         continue;
                     }
-                    let mut engine = self.shard.engine.write();
-                    let mut leaves = Vec::new();
-                    for pid in pids.drain(..) {
-                        engine.state_mut().leave_pid_into(pid, &mut leaves);
-                    }
-                    self.shard.report_changes(Vec::new(), leaves);
+                    self.shard.write().leave_pids(pids.drain(..));
                 }
                 control = self.control.recv() => match control {
                     None => break,
                     Some(Control::GracefulPermdown(done)) => {
                         self.shard.stopped.store(true, Ordering::Release);
-                        let message: Message = self.shard.engine.read().graceful_permdown();
+                        let message: Message = self.shard.read().graceful_permdown();
                         self.send(&mailbox, vec![Outbound::Broadcast(message)]);
                         let _ = done.send(());
                         break;

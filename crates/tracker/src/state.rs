@@ -44,7 +44,7 @@ use rustc_hash::FxHashMap;
 
 use crate::clock::Clock;
 use crate::delta::{Delta, Part};
-use crate::presence::{Entry, Key, Meta, PhxRef, Pid, Presence, Topic};
+use crate::presence::{Entry, Key, Meta, PhxRef, Pid, PresenceEntry, Topic};
 use crate::replica::ReplicaRef;
 
 /// The full state of a replica as sent in a transfer: context, clouds and values of the replicas the
@@ -129,7 +129,7 @@ impl Slot {
 struct Element {
     topic: Topic,
     pid: Pid,
-    presence: Presence,
+    presence: PresenceEntry,
     slot: u32,
     dot: u64,
     topic_pos: u32,
@@ -203,7 +203,7 @@ impl Slab {
 
 /// One entry of a topic's index: enough to answer `list` from contiguous memory.
 struct TopicItem {
-    presence: Presence,
+    presence: PresenceEntry,
     slot: u32,
     id: u32,
 }
@@ -232,7 +232,7 @@ const ME: u32 = 0;
 /// own dots are exactly `(start, own clock]` plus the older own dots removed since (`removed`), so
 /// a local operation appends instead of searching maps keyed by replica.
 #[derive(Default)]
-struct Pending {
+struct UnsentDelta {
     start: u64,
     removed: BTreeSet<u64>,
     values: BTreeMap<u64, Entry>,
@@ -253,7 +253,7 @@ pub struct State {
     elements: Slab,
     topics: FxHashMap<Topic, TopicIndex>,
     pids: FxHashMap<Pid, Ids>,
-    pending: Pending,
+    pending: UnsentDelta,
     len: usize,
 }
 
@@ -285,7 +285,7 @@ impl State {
             elements: Slab::default(),
             topics: FxHashMap::default(),
             pids: FxHashMap::default(),
-            pending: Pending::default(),
+            pending: UnsentDelta::default(),
             len: 0,
         }
     }
@@ -398,7 +398,7 @@ impl State {
         &mut self,
         topic: &str,
         pid: Pid,
-        presence: Presence,
+        presence: PresenceEntry,
         slot: u32,
         dot: u64,
     ) -> Topic {
@@ -518,7 +518,7 @@ impl State {
             });
         }
         let dot = self.bump();
-        let presence = Presence::new(Arc::from(key), meta, phx_ref, None);
+        let presence = PresenceEntry::new(Arc::from(key), meta, phx_ref, None);
         let topic = self.insert_element(topic, pid, presence.clone(), ME, dot);
         let entry = Entry {
             topic,
@@ -622,7 +622,7 @@ impl State {
         let new_meta = meta(&old.presence.meta);
         self.record_own_removal(old_dot);
         let dot = self.bump();
-        let presence = Presence::new(
+        let presence = PresenceEntry::new(
             old.presence.key.clone(),
             new_meta,
             phx_ref,
@@ -704,9 +704,9 @@ impl State {
         let clock = self.own_clock();
         let pending = std::mem::replace(
             &mut self.pending,
-            Pending {
+            UnsentDelta {
                 start: clock,
-                ..Pending::default()
+                ..UnsentDelta::default()
             },
         );
         let mut d = Delta::empty_at(&me, clock);
@@ -736,9 +736,9 @@ impl State {
 
     /// Drops the pending delta.
     pub fn reset_delta(&mut self) {
-        self.pending = Pending {
+        self.pending = UnsentDelta {
             start: self.own_clock(),
-            ..Pending::default()
+            ..UnsentDelta::default()
         };
     }
 
@@ -969,7 +969,7 @@ impl State {
     // ---------------------------------------------------------------- queries
 
     /// The presences of `topic` whose owner is up, in no particular order.
-    pub fn get_by_topic(&self, topic: &str) -> Vec<Presence> {
+    pub fn get_by_topic(&self, topic: &str) -> Vec<PresenceEntry> {
         let Some(TopicIndex { items, .. }) = self.topics.get(topic) else {
             return Vec::new();
         };
@@ -1005,7 +1005,7 @@ impl State {
     }
 
     /// The presences of `key` in `topic` whose owner is up, with their pids (a scan of the topic).
-    pub fn get_by_key(&self, topic: &str, key: &str) -> Vec<(Pid, Presence)> {
+    pub fn get_by_key(&self, topic: &str, key: &str) -> Vec<(Pid, PresenceEntry)> {
         let Some(TopicIndex { items, .. }) = self.topics.get(topic) else {
             return Vec::new();
         };

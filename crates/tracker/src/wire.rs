@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::delta::{Delta, Part};
-use crate::presence::{Entry, Meta, MetaError, PhxRef, Pid, Presence};
+use crate::presence::{Entry, Meta, MetaError, PhxRef, Pid, PresenceEntry};
 use crate::replica::ReplicaRef;
 use crate::state::Snapshot;
 
@@ -33,6 +33,25 @@ pub const VERSION: u8 = 1;
 
 /// The most dots a decoded message may expand to (clouds are run-length encoded on the wire).
 pub const MAX_DOTS: u64 = 50_000_000;
+
+/// Dots any message may expand to, whatever its size: about 16 MB of memory at most.
+pub const DOT_BUDGET_BASE: u64 = 1 << 20;
+
+/// Dots each byte of a message adds to its budget (up to [`MAX_DOTS`]).
+///
+/// Clouds are written as runs, so a few bytes can name millions of dots; without a budget
+/// proportional to the input, a 20-byte message could make the decoder allocate hundreds of
+/// megabytes. A legitimate message over budget (a mass leave of more than a million presences
+/// in one tick) is refused like a lost one: the receiver's next clock comparison asks for a
+/// transfer and repairs it.
+pub const DOT_BUDGET_PER_BYTE: u64 = 16;
+
+/// The number of dots a message of `len` bytes may expand to.
+pub fn dot_budget(len: usize) -> u64 {
+    DOT_BUDGET_BASE
+        .saturating_add((len as u64).saturating_mul(DOT_BUDGET_PER_BYTE))
+        .min(MAX_DOTS)
+}
 
 /// What a transfer carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,7 +139,7 @@ pub enum WireError {
 type WireClock = Vec<(u32, u64)>;
 
 #[derive(Serialize, Deserialize)]
-struct Envelope<'a> {
+struct WireMessage<'a> {
     #[serde(borrow)]
     refs: Vec<(&'a str, u64)>,
     from: u32,
@@ -323,7 +342,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
         },
         Message::GracefulPermdown { .. } => Body::GracefulPermdown,
     };
-    let envelope = Envelope {
+    let envelope = WireMessage {
         refs: refs.table,
         from,
         body,
@@ -336,6 +355,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
 struct Decoder {
     refs: Vec<ReplicaRef>,
     dots: u64,
+    budget: u64,
 }
 
 impl Decoder {
@@ -363,7 +383,7 @@ impl Decoder {
                     return Err(WireError::BadDot);
                 }
                 self.dots = self.dots.checked_add(len).ok_or(WireError::BadDot)?;
-                if self.dots > MAX_DOTS {
+                if self.dots > self.budget {
                     return Err(WireError::BadDot);
                 }
                 let end = start.checked_add(len - 1).ok_or(WireError::BadDot)?;
@@ -386,7 +406,7 @@ impl Decoder {
                             node: v.pid_node.unwrap_or(owner.vsn),
                             id: v.pid,
                         },
-                        presence: Presence::new(
+                        presence: PresenceEntry::new(
                             Arc::from(v.key),
                             meta,
                             PhxRef(v.phx_ref),
@@ -416,7 +436,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     if version != VERSION {
         return Err(WireError::Version(version));
     }
-    let envelope: Envelope<'_> = postcard::from_bytes(body)?;
+    let envelope: WireMessage<'_> = postcard::from_bytes(body)?;
     let mut dec = Decoder {
         refs: envelope
             .refs
@@ -424,6 +444,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
             .map(|(n, v)| ReplicaRef::new(*n, *v))
             .collect(),
         dots: 0,
+        budget: dot_budget(bytes.len()),
     };
     let from = dec.replica(envelope.from)?.clone();
     Ok(match envelope.body {
@@ -471,7 +492,7 @@ mod tests {
                 node: a().vsn,
                 id: 1000 + i,
             },
-            presence: Presence::new(
+            presence: PresenceEntry::new(
                 format!("user:{i}").into(),
                 Meta::new(json!({"online_at": "1700000000"})).unwrap(),
                 PhxRef::new(1_700_000_000_000_000_000 + i, 77, i as u16),
@@ -589,7 +610,7 @@ mod tests {
         let mut refs = Refs::new();
         let r = a();
         let from = refs.id(&r);
-        let env = Envelope {
+        let env = WireMessage {
             refs: refs.table,
             from,
             body: Body::Heartbeat {
@@ -607,7 +628,35 @@ mod tests {
         };
         let bytes = postcard::to_extend(&env, vec![VERSION]).unwrap();
         assert!(matches!(decode(&bytes), Err(WireError::BadDot)));
-        let env = Envelope {
+        // Within MAX_DOTS but far over what a message this small may expand to: refused before
+        // anything is allocated; the same run fits the budget of a message large enough.
+        let run = |len: u64| WireMessage {
+            refs: vec![("node-a", 1)],
+            from: 0,
+            body: Body::Heartbeat {
+                clocks: vec![],
+                delta: Some(WireDelta {
+                    start: vec![],
+                    end: vec![],
+                    parts: vec![WirePart {
+                        replica: 0,
+                        cloud: vec![(1, len)],
+                        topics: vec![],
+                    }],
+                }),
+            },
+        };
+        let small = postcard::to_extend(&run(DOT_BUDGET_BASE + 1000), vec![VERSION]).unwrap();
+        assert!(small.len() < 40);
+        assert!(matches!(decode(&small), Err(WireError::BadDot)));
+        let fits = postcard::to_extend(&run(DOT_BUDGET_BASE / 4), vec![VERSION]).unwrap();
+        assert!(decode(&fits).is_ok());
+        assert!(dot_budget(usize::MAX) == MAX_DOTS);
+        // A length prefix claiming four billion replica refs in a few bytes is an error.
+        let mut claim = vec![VERSION];
+        claim.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(decode(&claim).is_err());
+        let env = WireMessage {
             refs: vec![],
             from: 3,
             body: Body::GracefulPermdown,

@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use serde_json::json;
 
-use tracker::engine::{Engine, EngineConfig, Outbound, Output};
-use tracker::presence::{Entry, Meta, PhxRef, Pid, Presence};
-use tracker::replica::ReplicaRef;
-use tracker::wire;
+use tracker::internals::engine::{Engine, EngineConfig, Outbound, Output};
+use tracker::internals::presence::{Entry, Meta, PhxRef, Pid, PresenceEntry};
+use tracker::internals::replica::ReplicaRef;
+use tracker::internals::wire;
 
 const PERIOD: u64 = 10;
 const TOPICS: [&str; 3] = ["room:a", "room:b", "room:c"];
@@ -134,7 +134,7 @@ struct Node {
     engine: Option<Engine>,
     procs: [u64; PROCS],
     /// The presences this node owns (what every up replica must end up listing).
-    own: BTreeMap<(Pid, usize, usize), Presence>,
+    own: BTreeMap<(Pid, usize, usize), PresenceEntry>,
     /// The node's diffs replayed since its boot.
     seen: Seen,
 }
@@ -459,8 +459,8 @@ impl Sim {
     }
 
     /// What every up replica must list for `topic`: the presences owned by live nodes.
-    fn model(&self, topic: usize) -> Vec<Presence> {
-        let mut v: Vec<Presence> = self
+    fn model(&self, topic: usize) -> Vec<PresenceEntry> {
+        let mut v: Vec<PresenceEntry> = self
             .alive()
             .flat_map(|n| n.own.iter())
             .filter(|((_, t, _), _)| *t == topic)
@@ -470,7 +470,7 @@ impl Sim {
         v
     }
 
-    fn list(node: &Node, topic: usize) -> Vec<Presence> {
+    fn list(node: &Node, topic: usize) -> Vec<PresenceEntry> {
         let mut v = node
             .engine
             .as_ref()

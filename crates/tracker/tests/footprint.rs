@@ -6,11 +6,11 @@
 
 use serde_json::json;
 
-use tracker::engine::{Engine, EngineConfig, Outbound};
-use tracker::presence::{Meta, PhxRef, Pid};
-use tracker::replica::ReplicaRef;
-use tracker::state::State;
-use tracker::wire;
+use tracker::internals::engine::{Engine, EngineConfig, Outbound};
+use tracker::internals::presence::{Meta, PhxRef, Pid};
+use tracker::internals::replica::ReplicaRef;
+use tracker::internals::state::State;
+use tracker::internals::wire;
 
 /// Resident memory of this process in bytes (Linux), everything included: the allocator's own
 /// overhead and fragmentation count, as they would in production.

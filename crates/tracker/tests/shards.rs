@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use tracker::{
-    Diff, Meta, Options, Presence, ReplicaEvent, ReplicaRef, TrackError, Tracker, UpdateError,
+    Diff, Meta, Options, PresenceEntry, ReplicaEvent, ReplicaRef, TrackError, Tracker, UpdateError,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,7 +74,7 @@ fn start(net: &Network, name: &str) -> Node {
     start_with(net, name, steady())
 }
 
-fn keys(list: &[Presence]) -> Vec<String> {
+fn keys(list: &[PresenceEntry]) -> Vec<String> {
     let mut v: Vec<String> = list.iter().map(|p| p.key.to_string()).collect();
     v.sort();
     v
@@ -186,6 +186,52 @@ async fn local_operations_report_at_once_and_check_their_preconditions() {
     a.tracker.track(&p, "room:2", "k", Meta::empty()).unwrap();
     a.tracker.untrack_all(&p);
     assert_eq!(a.tracker.count("room:1") + a.tracker.count("room:2"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_over_the_limit_are_refused_and_change_nothing() {
+    let net = Network::new();
+    let limit = 64;
+    let mut a = start_with(
+        &net,
+        "a",
+        Options {
+            max_meta_bytes: limit,
+            ..steady()
+        },
+    );
+    let p = a.tracker.process();
+    let big = meta(json!({"page": "x".repeat(limit)}));
+    let size = big.as_json().len();
+    assert_eq!(
+        a.tracker.track(&p, "room:1", "k", big.clone()),
+        Err(TrackError::MetaTooLarge { size, max: limit })
+    );
+    assert_eq!(a.tracker.count("room:1"), 0);
+    // Exactly at the limit is accepted.
+    let fits = meta(json!({"page": "x".repeat(limit - 11)}));
+    assert_eq!(fits.as_json().len(), limit);
+    let r = a.tracker.track(&p, "room:1", "k", fits.clone()).unwrap();
+    assert_eq!(a.next_diff().await.topics["room:1"].joins[0].phx_ref, r);
+    // An update over the limit keeps the presence as it was and reports nothing.
+    assert_eq!(
+        a.tracker.update_with(&p, "room:1", "k", |_| big.clone()),
+        Err(UpdateError::MetaTooLarge { size, max: limit })
+    );
+    let now = a.tracker.get_by_key("room:1", "k");
+    assert_eq!((now[0].1.phx_ref, &now[0].1.meta), (r, &fits));
+    a.tracker.untrack(&p, "room:1", "k");
+    let d = a.next_diff().await;
+    assert!(
+        d.topics["room:1"].joins.is_empty(),
+        "no update was reported: {d:?}"
+    );
+    // The default is 4 KiB.
+    assert_eq!(
+        Options::default().max_meta_bytes,
+        tracker::DEFAULT_MAX_META_BYTES
+    );
+    assert_eq!(tracker::DEFAULT_MAX_META_BYTES, 4096);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,104 +1,81 @@
-//! The book's UserTracker: users tracked on the `"user_tracker"` topic with `online_at` and
-//! `user_id`, and a `handle_diff` that logs who came and went.
+//! UserTracker (chapter 10): a plain Tracker (not Presence) of the users who joined `tracked`.
+//!
+//! Clients receive nothing from it; `handle_diff` logs every change, and
+//! `hello_sockets tracker list` shows the list, on any node of the cluster.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
-use tracker::{Diff, DiffHandler, Meta, Options, Tracker};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracker::{Diff, Meta, Options, OptionsError, Process, TrackError, Tracker};
 
-/// The topic every user is tracked on.
-pub const TOPIC: &str = "user_tracker";
+/// The default topic users are tracked on.
+pub const TOPIC: &str = "tracked";
 
-/// Logs joins and leaves, as the book's `handle_diff` does.
-pub struct LogDiffs {
-    /// Which replica is logging.
-    pub node: String,
+/// The book's UserTracker; cheap to clone.
+#[derive(Clone)]
+pub struct UserTracker {
+    tracker: Tracker,
 }
 
-impl DiffHandler for LogDiffs {
-    fn handle_diff(&self, diff: Diff) {
-        for (topic, changes) in &diff.topics {
-            for join in &changes.joins {
-                tracing::info!(node = %self.node, %topic, key = %join.key, meta = %join.meta.as_json(), "join");
-            }
-            for leave in &changes.leaves {
-                tracing::info!(node = %self.node, %topic, key = %leave.key, "leave");
-            }
+/// `{online_at, user_id}`: when and who, as the book tracks it.
+pub fn user_meta(user_id: &str, now: OffsetDateTime) -> Value {
+    let online_at = now.format(&Rfc3339).unwrap_or_default();
+    json!({ "online_at": online_at, "user_id": user_id })
+}
+
+/// One line per change, as the book's `Logger.info inspect({"tracked changes", changes})`.
+fn log_diff(diff: Diff) {
+    for (topic, changes) in &diff.topics {
+        for join in &changes.joins {
+            tracing::info!(%topic, key = %join.key, meta = %join.meta_json(), "tracked changes: join");
+        }
+        for leave in &changes.leaves {
+            tracing::info!(%topic, key = %leave.key, meta = %leave.meta_json(), "tracked changes: leave");
         }
     }
 }
 
-/// The meta the book tracks users with.
-pub fn user_meta(user_id: &str) -> Meta {
-    let online_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Meta::new(json!({"online_at": online_at.to_string(), "user_id": user_id}))
-        .unwrap_or_else(|_| Meta::empty())
-}
-
-fn keys(tracker: &Tracker) -> Vec<String> {
-    let mut keys: Vec<String> = tracker
-        .list(TOPIC)
-        .iter()
-        .map(|p| p.key.to_string())
-        .collect();
-    keys.sort();
-    keys
-}
-
-/// Two replicas on an in-memory network track users and converge.
-pub async fn demo() -> anyhow::Result<()> {
-    let network = pubsub::memory::Network::new();
-    let options = Options {
-        broadcast_period: Duration::from_millis(100),
-        ..Options::default()
-    };
-    let a = Tracker::start(
-        network.node("a"),
-        "user_tracker",
-        options.clone(),
-        Arc::new(LogDiffs { node: "a".into() }),
-    )?;
-    let b = Tracker::start(
-        network.node("b"),
-        "user_tracker",
-        options,
-        Arc::new(LogDiffs { node: "b".into() }),
-    )?;
-    let ann = a.process();
-    let bob = b.process();
-    a.track(&ann, TOPIC, "ann", user_meta("ann"))?;
-    b.track(&bob, TOPIC, "bob", user_meta("bob"))?;
-    let want = vec!["ann".to_owned(), "bob".to_owned()];
-    wait_until("both replicas list ann and bob", || {
-        keys(&a) == want && keys(&b) == want
-    })
-    .await?;
-    println!("a lists {:?}; b lists {:?}", keys(&a), keys(&b));
-    drop(bob);
-    let want = vec!["ann".to_owned()];
-    wait_until("bob's leave reaches a", || {
-        keys(&a) == want && keys(&b) == want
-    })
-    .await?;
-    println!(
-        "after bob's process ended: a lists {:?}; b lists {:?}",
-        keys(&a),
-        keys(&b)
-    );
-    Ok(())
-}
-
-async fn wait_until(what: &str, done: impl Fn() -> bool) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !done() {
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("replicas did not converge: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+impl UserTracker {
+    /// Starts the tracker on `pubsub` (every node of a cluster must start it).
+    pub fn start(pubsub: pubsub::PubSub, options: Options) -> Result<UserTracker, OptionsError> {
+        let tracker = Tracker::start(pubsub, "user_tracker", options, Arc::new(log_diff))?;
+        Ok(UserTracker { tracker })
     }
-    Ok(())
+
+    /// Tracks `user_id` on `topic` for as long as the returned process lives.
+    pub fn track(&self, topic: &str, user_id: &str) -> Result<Process, TrackError> {
+        let process = self.tracker.process();
+        let meta = Meta::new(user_meta(user_id, OffsetDateTime::now_utc()))
+            .unwrap_or_else(|_| Meta::empty());
+        self.tracker.track(&process, topic, user_id, meta)?;
+        Ok(process)
+    }
+
+    /// Who is tracked on `topic`: `[{key, meta}]`, the meta with its `phx_ref`.
+    pub fn list(&self, topic: &str) -> Vec<Value> {
+        let mut list: Vec<Value> = self
+            .tracker
+            .list(topic)
+            .iter()
+            .map(|p| json!({ "key": &*p.key, "meta": p.meta_value() }))
+            .collect();
+        list.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+        list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_is_iso8601_utc_and_the_user() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_070).expect("valid time");
+        assert_eq!(
+            user_meta("1", at),
+            json!({"online_at": "2023-11-14T22:14:30Z", "user_id": "1"})
+        );
+    }
 }

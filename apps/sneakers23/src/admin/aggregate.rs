@@ -71,7 +71,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use serde_json::Value;
-use tracker::{Key, Meta, PhxRef, Presence, TopicDiff};
+use tracker::{Key, Meta, PhxRef, PresenceEntry, TopicDiff};
 
 use crate::inventory::InventorySnapshot;
 use crate::level::AvailabilityLevel;
@@ -180,7 +180,7 @@ impl Counts {
     /// in the order they joined (an updated meta counts as joining when it was updated). Page
     /// buckets are not capped here: with more than [`MAX_PAGES`] distinct pages the incremental
     /// counters put the excess in `other_pages`, depending on arrival order.
-    pub fn recompute<'a>(presences: impl IntoIterator<Item = &'a Presence>) -> Counts {
+    pub fn recompute<'a>(presences: impl IntoIterator<Item = &'a PresenceEntry>) -> Counts {
         let mut counts = Counts::default();
         let mut seen: FxHashSet<&str> = FxHashSet::default();
         for presence in presences {
@@ -337,7 +337,7 @@ impl CartAggregate {
     }
 
     /// A meta joined (a new tab, or the new version of an updated one).
-    pub fn join(&mut self, presence: &Presence) {
+    pub fn join(&mut self, presence: &PresenceEntry) {
         let meta = CartMeta::parse(&presence.meta);
         let page = self.count_page(meta.page.as_deref());
         let tab = Tab {
@@ -363,7 +363,7 @@ impl CartAggregate {
     }
 
     /// A meta left (a closed tab, or the old version of an updated one).
-    pub fn leave(&mut self, presence: &Presence) {
+    pub fn leave(&mut self, presence: &PresenceEntry) {
         let Some(tabs) = self.carts.get_mut(&presence.key) else {
             self.unknown_leaves += 1;
             return;
@@ -638,16 +638,16 @@ mod tests {
     use crate::test_support::fixture_with;
     use serde_json::json;
 
-    fn presence(key: &str, n: u64, meta: Value) -> Presence {
+    fn presence(key: &str, n: u64, meta: Value) -> PresenceEntry {
         let meta = Meta::new(meta).unwrap_or_default();
-        Presence::new(Arc::from(key), meta, PhxRef::new(n, 1, 0), None)
+        PresenceEntry::new(Arc::from(key), meta, PhxRef::new(n, 1, 0), None)
     }
 
     fn meta(page: Option<&str>, items: &[ItemId]) -> Value {
         json!({"page_loaded_at": 1, "page": page, "items": items})
     }
 
-    fn diff(joins: Vec<Presence>, leaves: Vec<Presence>) -> TopicDiff {
+    fn diff(joins: Vec<PresenceEntry>, leaves: Vec<PresenceEntry>) -> TopicDiff {
         TopicDiff { joins, leaves }
     }
 
@@ -710,7 +710,7 @@ mod tests {
     #[test]
     fn pages_beyond_the_cap_count_as_other() {
         let mut agg = CartAggregate::new();
-        let tabs: Vec<Presence> = (0..MAX_PAGES as u64 + 3)
+        let tabs: Vec<PresenceEntry> = (0..MAX_PAGES as u64 + 3)
             .map(|n| presence(&format!("k{n}"), n, meta(Some(&format!("/p{n}")), &[])))
             .collect();
         agg.apply(&diff(tabs.clone(), vec![]));

@@ -10,11 +10,11 @@
 //! | topic | what the client gets | for |
 //! |---|---|---|
 //! | `admin:cart_tracker` | `presence_state`, then every `presence_diff`, exactly Phoenix's (spec §14.3) | compatibility: phoenix.js `Presence`, the book's dashboard, debugging (`/admin?presence=1` exposes `window.presence`) |
-//! | `admin:dashboard` | `aggregate`, then `aggregate_delta` at most every 250 ms, only when something changed | the dashboard page: a few hundred bytes a second whatever the number of shoppers |
+//! | `admin:dashboard` | `aggregate` (the current state), then `aggregate_delta` every 250 ms when something changed | the dashboard page: a few hundred bytes a second whatever the number of shoppers |
 //!
 //! The aggregate ([`aggregate::CartAggregate`], payloads documented there) is computed
 //! incrementally from the tracker's own diffs: [`Dashboard::observer`] is attached to the
-//! CartTracker when it starts ([`start_cart_tracker`]), so replaying what it receives always
+//! CartTracker topic when the node starts it (`node::start`), so replaying what it receives always
 //! equals the tracker's list, and no admin ever causes the 100k presences to be listed. Like
 //! `presence_diff`, deltas are broadcast node-locally: every node's tracker sees the whole
 //! cluster, so each node computes the same aggregate for its own admins.
@@ -40,24 +40,24 @@ pub mod json;
 pub mod page;
 pub mod socket;
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::get;
 use channels::codec::OutPayload;
+use channels::presence::DiffSubscriber;
 use channels::server::transport::{Transports, socket_router};
 use channels::server::{Endpoint, to_object};
 use channels::token::{KeyError, Signer};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
-use tracker::{Diff, DiffHandler};
+use tracker::TopicDiff;
 
 use crate::inventory::InventorySnapshot;
-use crate::sockets::CART_TRACKER_TOPIC;
 use crate::web::AppState;
-use aggregate::{AggregateDelta, AggregateSnapshot, CartAggregate};
+use aggregate::{AggregateSnapshot, CartAggregate};
 
 /// The topic of the aggregate view.
 pub const DASHBOARD_TOPIC: &str = "admin:dashboard";
@@ -74,8 +74,22 @@ pub const ADMIN_TOKEN_DATA: &str = "admin";
 /// Validity of an admin token: one day.
 pub const ADMIN_TOKEN_MAX_AGE_SECS: i64 = 86_400;
 
+/// Where publications go and where the inventory comes from, set by
+/// [`Dashboard::spawn_publisher`].
+struct Source {
+    endpoint: Endpoint,
+    catalog: Box<dyn Fn() -> Arc<InventorySnapshot> + Send + Sync>,
+}
+
+struct State {
+    aggregate: CartAggregate,
+    /// The inventory snapshot last given to the aggregate (compared by pointer).
+    last_catalog: Option<Arc<InventorySnapshot>>,
+}
+
 struct Shared {
-    aggregate: Mutex<CartAggregate>,
+    state: Mutex<State>,
+    source: OnceLock<Source>,
 }
 
 /// The live aggregate of the CartTracker. Cheap to clone.
@@ -90,7 +104,7 @@ pub struct Dashboard {
 impl std::fmt::Debug for Dashboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dashboard")
-            .field("shoppers", &self.shared.aggregate.lock().shoppers())
+            .field("shoppers", &self.shared.state.lock().aggregate.shoppers())
             .finish()
     }
 }
@@ -106,13 +120,10 @@ struct Observer {
     shared: Weak<Shared>,
 }
 
-impl DiffHandler for Observer {
-    fn handle_diff(&self, diff: Diff) {
-        let Some(changes) = diff.topics.get(CART_TRACKER_TOPIC) else {
-            return;
-        };
+impl DiffSubscriber for Observer {
+    fn handle_diff(&self, _topic: &str, changes: &TopicDiff) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.aggregate.lock().apply(changes);
+            shared.state.lock().aggregate.apply(changes);
         }
     }
 }
@@ -122,70 +133,101 @@ impl Dashboard {
     pub fn new() -> Dashboard {
         Dashboard {
             shared: Arc::new(Shared {
-                aggregate: Mutex::new(CartAggregate::new()),
+                state: Mutex::new(State {
+                    aggregate: CartAggregate::new(),
+                    last_catalog: None,
+                }),
+                source: OnceLock::new(),
             }),
         }
     }
 
-    /// The diff handler that keeps this aggregate up to date: pass it to
-    /// [`Presence::start_with_observer`] for the CartTracker. Diffs of other topics are ignored.
-    pub fn observer(&self) -> Arc<dyn DiffHandler> {
+    /// The diff subscriber that keeps this aggregate up to date: subscribe it to the CartTracker
+    /// topic with `channels::presence::PresenceBuilder::subscribe`.
+    pub fn observer(&self) -> Arc<dyn DiffSubscriber> {
         Arc::new(Observer {
             shared: Arc::downgrade(&self.shared),
         })
     }
 
-    /// The state admins joining now receive (as of the last publication).
+    /// The state an admin joining now receives: the current one, not the last periodic
+    /// publication. When something changed since that publication (a release a moment ago),
+    /// the change is published first, so the admins already watching get it as the delta whose
+    /// `seq` the returned snapshot carries, and the delta stream stays gap-free for everyone.
     pub fn snapshot(&self) -> AggregateSnapshot {
-        self.shared.aggregate.lock().snapshot()
+        let mut state = self.shared.state.lock();
+        self.publish_locked(&mut state, now_ms());
+        state.aggregate.snapshot()
     }
 
-    /// Runs one publication step at `now_ms`: takes `catalog` when it is a new inventory
-    /// snapshot, samples the history, and returns the delta to send, if anything changed.
-    fn step(&self, catalog: Option<&InventorySnapshot>, now_ms: i64) -> Option<AggregateDelta> {
-        let mut aggregate = self.shared.aggregate.lock();
-        if let Some(catalog) = catalog {
-            aggregate.set_inventory(catalog);
+    /// Runs one publication step at `now_ms` under the lock: takes the inventory when it is a
+    /// new snapshot, samples the history, and broadcasts the delta, if anything changed. The
+    /// broadcast happens under the lock so that deltas leave in `seq` order.
+    fn publish_locked(&self, state: &mut State, now_ms: i64) {
+        let source = self.shared.source.get();
+        if let Some(source) = source {
+            let inventory = (source.catalog)();
+            let fresh = state
+                .last_catalog
+                .as_ref()
+                .is_none_or(|l| !Arc::ptr_eq(l, &inventory));
+            if fresh {
+                state.aggregate.set_inventory(&inventory);
+                state.last_catalog = Some(inventory);
+            }
         }
-        aggregate.sample_history(now_ms);
-        aggregate.publish(now_ms)
+        state.aggregate.sample_history(now_ms);
+        let Some(delta) = state.aggregate.publish(now_ms) else {
+            return;
+        };
+        if let Some(shoppers) = delta.shoppers {
+            metrics::gauge!("dashboard_shoppers").set(shoppers as f64);
+        }
+        if let Some(tabs) = delta.tabs {
+            metrics::gauge!("dashboard_tabs").set(tabs as f64);
+        }
+        if let Some(source) = source {
+            let payload = OutPayload::Json(to_object(&delta));
+            metrics::counter!("dashboard_deltas_total").increment(1);
+            source
+                .endpoint
+                .local_broadcast(DASHBOARD_TOPIC, AGGREGATE_DELTA, &payload);
+        }
     }
 
     /// Starts the task that, every [`PUBLISH_PERIOD`], reads the inventory through `catalog`
     /// and broadcasts `aggregate_delta` on [`DASHBOARD_TOPIC`] to this node's admins when
-    /// something changed (and sets the gauges `dashboard_shoppers` and `dashboard_tabs`). The
-    /// task ends when every clone of this dashboard is dropped.
+    /// something changed (and sets the gauges `dashboard_shoppers` and `dashboard_tabs`); an
+    /// admin joining in between publishes at once (see [`Dashboard::snapshot`]). The task ends
+    /// when every clone of this dashboard is dropped. Call it once per dashboard.
     pub fn spawn_publisher(
         &self,
         endpoint: Endpoint,
-        catalog: impl Fn() -> Arc<InventorySnapshot> + Send + 'static,
+        catalog: impl Fn() -> Arc<InventorySnapshot> + Send + Sync + 'static,
     ) -> JoinHandle<()> {
+        if self
+            .shared
+            .source
+            .set(Source {
+                endpoint,
+                catalog: Box::new(catalog),
+            })
+            .is_err()
+        {
+            tracing::error!("the dashboard publisher was started twice; keeping the first");
+        }
         let shared = Arc::downgrade(&self.shared);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PUBLISH_PERIOD);
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut last: Option<Arc<InventorySnapshot>> = None;
             loop {
                 tick.tick().await;
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
                 let dashboard = Dashboard { shared };
-                let inventory = catalog();
-                let fresh = last.as_ref().is_none_or(|l| !Arc::ptr_eq(l, &inventory));
-                let delta = dashboard.step(fresh.then_some(&*inventory), now_ms());
-                last = Some(inventory);
-                if let Some(delta) = delta {
-                    if let Some(shoppers) = delta.shoppers {
-                        metrics::gauge!("dashboard_shoppers").set(shoppers as f64);
-                    }
-                    if let Some(tabs) = delta.tabs {
-                        metrics::gauge!("dashboard_tabs").set(tabs as f64);
-                    }
-                    let payload = OutPayload::Json(to_object(&delta));
-                    metrics::counter!("dashboard_deltas_total").increment(1);
-                    endpoint.local_broadcast(DASHBOARD_TOPIC, AGGREGATE_DELTA, &payload);
-                }
+                let mut state = dashboard.shared.state.lock();
+                dashboard.publish_locked(&mut state, now_ms());
             }
         })
     }

@@ -132,11 +132,21 @@ impl Routes {
     }
 
     /// Serves topics matching `pattern` with channels made by `factory` (given the topic).
+    ///
+    /// # Panics
+    ///
+    /// When `pattern` has a `*` anywhere but at its end (`"ping:*a"`): such a route could never
+    /// match as written. Phoenix refuses it at compile time ("channels using splat patterns must
+    /// end with *"); routes are built once at start, so this is where we refuse it.
     pub fn route(
         mut self,
         pattern: &str,
         factory: impl Fn(&str) -> Box<dyn Channel> + Send + Sync + 'static,
     ) -> Self {
+        assert!(
+            pattern.find('*').is_none_or(|at| at + 1 == pattern.len()),
+            "channel route {pattern:?}: channels using splat patterns must end with *"
+        );
         self.routes.push((pattern.to_owned(), Arc::new(factory)));
         self
     }
@@ -178,6 +188,18 @@ mod tests {
         assert!(topic_matches("admin:cart_tracker", "admin:cart_tracker"));
         assert!(!topic_matches("admin:cart_tracker", "admin:cart_tracker2"));
         assert!(topic_matches("*", "anything"));
+    }
+
+    #[test]
+    #[should_panic(expected = "channels using splat patterns must end with *")]
+    fn a_splat_before_the_end_is_refused() {
+        let _ = Routes::new().route("ping:*a", |_| unreachable!("never built"));
+    }
+
+    #[test]
+    fn a_splat_at_the_end_is_accepted() {
+        let routes = Routes::new().route("ping:*", |_| unreachable!("never built"));
+        assert_eq!(routes.routes.len(), 1);
     }
 
     #[test]

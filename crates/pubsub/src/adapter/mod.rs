@@ -11,17 +11,21 @@
 //!
 //! * [`Local`]: a single node, nothing leaves;
 //! * [`memory`]: an in-process network of nodes with injectable faults, for tests;
-//! * [`redis`]: Redis `PUBLISH`/`SUBSCRIBE`, one channel per node plus one for the cluster;
-//! * [`nats`]: NATS core subjects, one per node plus one for the cluster.
+//! * `redis` (feature `redis`): Redis `PUBLISH`/`SUBSCRIBE`, one channel per node plus one for
+//!   the cluster;
+//! * `nats` (feature `nats`): NATS core subjects, one per node plus one for the cluster.
 //!
-//! The broker adapters share [`broker`]: the envelope frames travel in (origin node, chunking of
-//! frames larger than the broker accepts), the bounded send queue, reconnection with back-off, and
-//! the status and counters behind [`AdapterStatus`] and [`AdapterStats`].
+//! The broker adapters are one [`broker::BrokerAdapter`] over a small driver per broker: the
+//! envelope frames travel in (origin node, chunking of frames larger than the broker accepts), the
+//! bounded send queue, reconnection with back-off, and the status and counters behind
+//! [`AdapterStatus`] and [`AdapterStats`] are written once.
 
 pub mod broker;
-pub mod frame;
+pub(crate) mod frame;
 pub mod memory;
+#[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "redis")]
 pub mod redis;
 
 use std::sync::Weak;

@@ -5,11 +5,13 @@
 //! * `pubsub.<cluster>.all`, where every node publishes its broadcasts;
 //! * `pubsub.<cluster>.node.<name>`, where other nodes publish the frames addressed to it.
 //!
-//! One NATS connection per node, opened with `no_echo` (the server does not hand a node its own
-//! broadcasts; the envelope's origin check is a second guard). The `async-nats` client reconnects
-//! by itself, with this adapter's back-off, and re-subscribes; its connection events drive the
-//! adapter's status. While it is disconnected the sender task drops frames rather than let the
-//! client buffer them (see [`broker`](super::broker)).
+//! The [`NatsDriver`] opens one NATS connection per link, with `no_echo` (the server does not
+//! hand a node its own broadcasts; the envelope's origin check is a second guard). When the client
+//! reports the connection lost, the link ends and the
+//! [`BrokerAdapter`] makes a new one with its back-off, rather than
+//! let the client buffer frames while it reconnects (see [`broker`]).
+//!
+//! Compiled with the `nats` feature.
 //!
 //! # Message size
 //!
@@ -25,39 +27,20 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use parking_lot::Mutex;
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
-use super::broker::{
-    self, BrokerOptions, LinkKind, Outgoing, Queue, QueueRx, Receiver, Shared, Target,
-};
-use super::{Adapter, AdapterStats, AdapterStatus, Inbound};
-use crate::node::Node;
-
-/// Most frames taken from the queue at once.
-const BATCH: usize = 512;
+use super::broker::{self, BrokerAdapter, BrokerOptions, Driver, Incoming, Link, LinkError};
 
 /// Commands the NATS client may buffer before its `publish` waits.
 const CLIENT_CAPACITY: usize = 65_536;
 
 /// Cross-node traffic through a NATS server. Build it with [`NatsAdapter::new`] or, more simply,
 /// [`crate::connect`].
-pub struct NatsAdapter {
-    addr: async_nats::ServerAddr,
-    url: String,
-    options: BrokerOptions,
-    shared: Arc<Shared>,
-    queue: Queue,
-    rx: Mutex<Option<QueueRx>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    prefix: String,
-}
+pub type NatsAdapter = BrokerAdapter<NatsDriver>;
 
 /// Why a NATS URL was refused.
 #[derive(Debug, thiserror::Error)]
@@ -71,290 +54,130 @@ pub enum NatsUrlError {
         /// The URL (password redacted).
         url: String,
         /// The client's message.
-        cause: String,
+        cause: std::io::Error,
     },
 }
 
-impl NatsAdapter {
+impl BrokerAdapter<NatsDriver> {
     /// An adapter for `url` (`nats://[user:password@]host[:port][?cluster=…&…]`). Connects only
-    /// once [`start`](Adapter::start)ed by a [`PubSub`](crate::PubSub).
+    /// once started by a [`PubSub`](crate::PubSub).
     pub fn new(url: &str) -> Result<Self, NatsUrlError> {
         let (client_url, options) = broker::parse_url(url)?;
         let addr: async_nats::ServerAddr =
             client_url
                 .as_str()
                 .parse()
-                .map_err(|e: std::io::Error| NatsUrlError::Client {
+                .map_err(|cause| NatsUrlError::Client {
                     url: broker::redact(url),
-                    cause: e.to_string(),
+                    cause,
                 })?;
-        let shared = Shared::new("nats", url, 1);
-        let (queue, rx) = broker::queue(shared.clone(), &options);
-        Ok(NatsAdapter {
+        let driver = NatsDriver {
             addr,
-            url: broker::redact(url),
-            prefix: format!("pubsub.{}.", options.cluster),
-            options,
-            shared,
-            queue,
-            rx: Mutex::new(Some(rx)),
-            tasks: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn cluster_subject(prefix: &str) -> String {
-        format!("{prefix}all")
-    }
-
-    fn node_subject(prefix: &str, name: &str) -> String {
-        format!("{prefix}node.{}", broker::name_token(name))
-    }
-}
-
-impl Drop for NatsAdapter {
-    fn drop(&mut self) {
-        for task in self.tasks.get_mut().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-impl Adapter for NatsAdapter {
-    fn start(&self, node: &Node, inbound: Inbound) {
-        let Some(rx) = self.rx.lock().take() else {
-            tracing::error!("nats adapter started twice; the second start is ignored");
-            return;
+            options: options.clone(),
         };
-        let task = Task {
-            addr: self.addr.clone(),
-            url: self.url.clone(),
-            options: self.options.clone(),
-            shared: self.shared.clone(),
-            rx,
-            origin: node.incarnation,
-            node_name: node.name.to_string(),
-            prefix: self.prefix.clone(),
-            receiver: Some(Receiver::new(
-                node.incarnation,
-                inbound,
-                self.shared.clone(),
-            )),
-            tasks: Vec::new(),
-        };
-        self.tasks.lock().push(tokio::spawn(task.run()));
-    }
-
-    fn broadcast(&self, frame: Bytes) {
-        self.queue.push(Target::Cluster, frame);
-    }
-
-    fn direct(&self, node: &str, frame: Bytes) {
-        self.queue.push(Target::Node(Arc::from(node)), frame);
-    }
-
-    fn status(&self) -> AdapterStatus {
-        self.shared.status()
-    }
-
-    fn status_changes(&self) -> Option<tokio::sync::watch::Receiver<AdapterStatus>> {
-        Some(self.shared.status_changes())
-    }
-
-    fn stats(&self) -> AdapterStats {
-        self.shared.stats()
-    }
-
-    fn kind(&self) -> &'static str {
-        "nats"
+        Ok(BrokerAdapter::with_driver(driver, url, options))
     }
 }
 
-struct Task {
+/// The `async-nats` client as a broker [`Driver`].
+pub struct NatsDriver {
     addr: async_nats::ServerAddr,
-    url: String,
     options: BrokerOptions,
-    shared: Arc<Shared>,
-    rx: QueueRx,
-    origin: u64,
-    node_name: String,
-    prefix: String,
-    receiver: Option<Receiver>,
-    /// The receiving and status tasks, aborted with this one.
-    tasks: Vec<JoinHandle<()>>,
 }
 
-impl Drop for Task {
-    fn drop(&mut self) {
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
-    }
+/// A link to NATS: one client connection.
+pub struct NatsLink {
+    client: async_nats::Client,
 }
 
-impl Task {
-    async fn run(mut self) {
-        let shared = self.shared.clone();
-        // Connected counts only once our subscriptions exist (the client re-creates them on
-        // every reconnection before it reports the connection).
-        let ready = Arc::new(AtomicBool::new(false));
-        let ready_events = ready.clone();
-        let backoff_max = self.options.backoff_max;
+/// The client reported its connection lost or closed.
+#[derive(Debug, thiserror::Error)]
+#[error("the NATS client reports the connection {0}")]
+struct ConnectionEvent(&'static str);
+
+impl Driver for NatsDriver {
+    type Link = NatsLink;
+    const KIND: &'static str = "nats";
+    const SEPARATOR: char = '.';
+
+    async fn connect(&self, channels: Vec<String>) -> Result<(NatsLink, Incoming), LinkError> {
+        let (events, lost) = mpsc::unbounded_channel::<LinkError>();
         let connect = async_nats::ConnectOptions::new()
-            .name(format!("pubsub {}", self.node_name))
+            .name("pubsub")
             .no_echo()
-            .retry_on_initial_connect()
-            .max_reconnects(None)
+            // One quick attempt of the client's own after a loss (then it closes): the adapter
+            // drops the link at the first loss and makes a new one with its back-off.
+            .max_reconnects(1)
+            .reconnect_delay_callback(|_| Duration::ZERO)
             .connection_timeout(self.options.connect_timeout)
             .ping_interval(self.options.ping)
             .client_capacity(CLIENT_CAPACITY)
-            .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, backoff_max))
             .event_callback(move |event| {
-                let shared = shared.clone();
-                let ready = ready_events.clone();
+                let events = events.clone();
                 async move {
-                    match event {
-                        async_nats::Event::Connected => {
-                            if ready.load(Ordering::Acquire) {
-                                shared.link_up(LinkKind::Publish)
-                            }
+                    let lost = match event {
+                        async_nats::Event::Disconnected => "lost",
+                        async_nats::Event::Closed => "closed",
+                        other => {
+                            tracing::debug!(event = %other, "nats client event");
+                            return;
                         }
-                        async_nats::Event::Disconnected => {
-                            shared.link_down(LinkKind::Publish, "connection lost")
-                        }
-                        async_nats::Event::Closed => {
-                            shared.link_down(LinkKind::Publish, "connection closed")
-                        }
-                        other => tracing::debug!(event = %other, "nats client event"),
-                    }
+                    };
+                    let _ = events.send(LinkError::Lost(Box::new(ConnectionEvent(lost))));
                 }
             });
-        let client = match connect.connect(self.addr.clone()).await {
-            Ok(client) => client,
-            Err(e) => {
-                // Only configuration errors end up here (retry_on_initial_connect).
-                tracing::error!(url = %self.url, error = %e, "pubsub: cannot start the NATS client");
-                self.shared
-                    .link_down(LinkKind::Publish, format!("nats client failed: {e}"));
-                return;
-            }
-        };
-        let subjects = [
-            NatsAdapter::cluster_subject(&self.prefix),
-            NatsAdapter::node_subject(&self.prefix, &self.node_name),
-        ];
-        let mut subscribers = Vec::new();
-        for subject in &subjects {
-            match client.subscribe(subject.clone()).await {
-                Ok(s) => subscribers.push(s),
-                Err(e) => {
-                    tracing::error!(%subject, error = %e, "pubsub: cannot subscribe on NATS");
-                    self.shared
-                        .link_down(LinkKind::Publish, format!("cannot subscribe: {e}"));
-                    return;
-                }
-            }
+        let client = connect
+            .connect(self.addr.clone())
+            .await
+            .map_err(|e| LinkError::Connect(Box::new(e)))?;
+        let mut subscribers = Vec::with_capacity(channels.len());
+        for subject in channels {
+            let subscriber = client
+                .subscribe(subject)
+                .await
+                .map_err(|e| LinkError::Subscribe(Box::new(e)))?;
+            subscribers.push(subscriber);
         }
         // A round trip after the subscriptions (the server handles a connection's commands in
         // order): once it is answered, frames other nodes publish from now on reach us. A request
         // nobody answers comes back at once as "no responders".
-        let probe = format!("{}probe.{}", self.prefix, client.new_inbox());
+        let probe = format!("pubsub.probe.{}", client.new_inbox());
         let round_trip = client.request(probe, Bytes::new());
-        if tokio::time::timeout(self.options.connect_timeout * 5, round_trip)
+        if tokio::time::timeout(self.options.connect_timeout * 2, round_trip)
             .await
             .is_err()
         {
             tracing::debug!("nats round trip after subscribing timed out; going on");
         }
-        ready.store(true, Ordering::Release);
-        if client.connection_state() == async_nats::connection::State::Connected {
-            self.shared.link_up(LinkKind::Publish);
-        }
-        if let Some(mut receiver) = self.receiver.take() {
-            let mut messages = futures::stream::select_all(subscribers);
-            self.tasks.push(tokio::spawn(async move {
-                while let Some(message) = messages.next().await {
-                    receiver.handle(message.payload);
-                    if !receiver.node_alive() {
-                        return;
-                    }
-                }
-            }));
-        }
-        // The client's events are the main source of status; this catches a missed one.
-        let state_client = client.clone();
-        let shared = self.shared.clone();
-        let period = self.options.ping.min(Duration::from_millis(500));
-        self.tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
-            loop {
-                ticks.tick().await;
-                match state_client.connection_state() {
-                    async_nats::connection::State::Connected => shared.link_up(LinkKind::Publish),
-                    async_nats::connection::State::Disconnected => {
-                        shared.link_down(LinkKind::Publish, "connection lost")
-                    }
-                    async_nats::connection::State::Pending => {}
-                }
-            }
-        }));
-        self.send_loop(client).await;
-    }
-
-    async fn send_loop(&mut self, client: async_nats::Client) {
-        let cluster = NatsAdapter::cluster_subject(&self.prefix);
-        let mut batch: Vec<Outgoing> = Vec::with_capacity(BATCH);
-        let mut next_id = 0u64;
-        loop {
-            batch.clear();
-            if self.rx.recv_many(&mut batch, BATCH).await == 0 {
-                return; // the adapter is gone
-            }
-            let connected = client.connection_state() == async_nats::connection::State::Connected;
-            if !connected {
-                self.shared
-                    .dropped(batch.len() as u64, "broker unreachable");
-                continue;
-            }
-            let server_max = client.server_info().max_payload;
-            let max_payload = if server_max > 0 {
-                self.options.max_payload.min(server_max)
-            } else {
-                self.options.max_payload
-            };
-            let mut failed = 0u64;
-            for out in batch.drain(..) {
-                let subject = match &out.target {
-                    Target::Cluster => cluster.clone(),
-                    Target::Node(name) => NatsAdapter::node_subject(&self.prefix, name),
-                };
-                next_id += 1;
-                let pieces = broker::wrap(self.origin, next_id, &out.frame, max_payload);
-                let size = pieces.iter().map(Bytes::len).sum::<usize>();
-                let mut ok = true;
-                for piece in pieces {
-                    if let Err(e) = client.publish(subject.clone(), piece).await {
-                        tracing::debug!(error = %e, %subject, "nats publish failed");
-                        ok = false;
-                        break;
-                    }
-                }
-                if ok {
-                    self.shared.sent(size);
-                } else {
-                    failed += 1;
-                }
-            }
-            self.shared.dropped(failed, "publish failed");
-        }
+        let messages = futures::stream::select_all(subscribers).map(|m| Ok(m.payload));
+        let lost = futures::stream::unfold(lost, |mut lost| async move {
+            lost.recv().await.map(|error| (Err(error), lost))
+        });
+        let incoming = futures::stream::select(messages, lost).boxed();
+        Ok((NatsLink { client }, incoming))
     }
 }
 
-/// Back-off between reconnection attempts: 0 for the first, then 100 ms doubling up to `max`.
-fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
-    if attempts <= 1 {
-        return Duration::ZERO;
+impl Link for NatsLink {
+    async fn publish(&mut self, batch: &[(String, Bytes)]) -> Result<(), LinkError> {
+        for (subject, message) in batch {
+            self.probe().await?;
+            self.client
+                .publish(subject.clone(), message.clone())
+                .await
+                .map_err(|e| LinkError::Publish(Box::new(e)))?;
+        }
+        Ok(())
     }
-    let exp = (attempts - 2).min(16) as u32;
-    let step = Duration::from_millis(100).saturating_mul(1 << exp).min(max);
-    step.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+
+    async fn probe(&mut self) -> Result<(), LinkError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            _ => Err(LinkError::Lost(Box::new(ConnectionEvent("lost")))),
+        }
+    }
+
+    fn max_payload(&self) -> Option<usize> {
+        Some(self.client.server_info().max_payload)
+    }
 }
