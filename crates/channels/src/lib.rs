@@ -16,9 +16,12 @@
 //! * [`presence`]: Phoenix.Presence on the tracker crate: `presence_state`
 //!   and `presence_diff` exactly as phoenix.js `Presence` consumes them.
 //! * [`assets`]: the official JavaScript client, embedded for browsers.
+//! * [`testing`]: a channel test kit (Phoenix's `ChannelTest`): in-process connections to assert
+//!   on replies, pushes and broadcasts, and a server on a free port for end-to-end tests.
 
 pub use channels_protocol::{codec, token};
 
 pub mod assets;
 pub mod presence;
 pub mod server;
+pub mod testing;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::codec::{JsonObject, OutPayload, Payload};
@@ -144,17 +145,98 @@ impl std::fmt::Debug for Info {
     }
 }
 
+/// What the default [`Channel::handle_in`] does with an event: answers it
+/// `{"reason":"unhandled event"}` and crashes the channel (`phx_error`). A `handle_in` that matches
+/// the events it knows ends with `_ => unhandled(event, ctx)` to keep that behaviour.
+pub fn unhandled(event: &str, ctx: &Context<'_>) -> Outcome {
+    crate::server::log_limit::limited_warn!(
+        topic = ctx.topic(),
+        event,
+        "unhandled event; the channel crashes"
+    );
+    Outcome::Stop(
+        StopReason::Error(format!("unhandled event {event:?}")),
+        Some(Reply::error_reason("unhandled event")),
+    )
+}
+
+/// A client payload that does not have the shape a channel expects, from [`parse`].
+///
+/// It becomes the error reply `{"reason":"invalid payload: <what was wrong>"}`: returned from
+/// `handle_in` (`Outcome::from`) or from `join` (through `?`, as an `OutPayload`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid payload: {0}")]
+pub struct InvalidPayload(String);
+
+impl InvalidPayload {
+    /// The error reply for the client.
+    pub fn reply(&self) -> Reply {
+        Reply::error_reason(&self.to_string())
+    }
+}
+
+impl From<InvalidPayload> for Outcome {
+    fn from(invalid: InvalidPayload) -> Self {
+        Outcome::Reply(invalid.reply())
+    }
+}
+
+impl From<InvalidPayload> for OutPayload {
+    fn from(invalid: InvalidPayload) -> Self {
+        invalid.reply().payload
+    }
+}
+
+/// Reads a client's JSON payload (join params or an event's payload) into `T` with serde.
+///
+/// ```
+/// use channels::codec::{OutPayload, Payload};
+/// use channels::server::{parse, Channel, Context, Outcome, Reply};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Move { x: u32, y: u32 }
+///
+/// struct Board;
+///
+/// #[async_trait::async_trait]
+/// impl Channel for Board {
+///     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>) -> Outcome {
+///         match event {
+///             "move" => match parse::<Move>(payload) {
+///                 Ok(m) => Reply::ok_json(&serde_json::json!({"at": [m.x, m.y]})).into(),
+///                 // {"status":"error","response":{"reason":"invalid payload: missing field `y`"}}
+///                 Err(invalid) => invalid.into(),
+///             },
+///             _ => channels::server::unhandled(event, ctx),
+///         }
+///     }
+/// }
+/// ```
+pub fn parse<T: DeserializeOwned>(payload: Payload) -> Result<T, InvalidPayload> {
+    match payload {
+        Payload::Json(value) => {
+            serde_json::from_value(value).map_err(|error| InvalidPayload(error.to_string()))
+        }
+        Payload::Binary(_) => Err(InvalidPayload("expected JSON, got binary data".to_owned())),
+    }
+}
+
 /// One joined topic on one connection. See the [`server`](crate::server) docs for the life cycle.
 #[async_trait]
 pub trait Channel: Send + 'static {
     /// Decides whether the client may join `topic` with `params`. `Ok` carries the reply's response
     /// (usually `{}`); `Err` carries the error response, and the channel is dropped.
+    ///
+    /// The default accepts every join with `{}`: the route already chose this channel for the
+    /// topic, and the socket's `connect` already decided who may connect.
     async fn join(
         &mut self,
-        topic: &str,
-        params: Payload,
-        ctx: &mut Context<'_>,
-    ) -> Result<OutPayload, OutPayload>;
+        _topic: &str,
+        _params: Payload,
+        _ctx: &mut Context<'_>,
+    ) -> Result<OutPayload, OutPayload> {
+        Ok(OutPayload::empty())
+    }
 
     /// Runs right after the successful join reply was queued: the place to push initial state or
     /// start tracking presence.
@@ -163,7 +245,20 @@ pub trait Channel: Send + 'static {
     }
 
     /// Handles one message the client pushed on this topic.
-    async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>) -> Outcome;
+    ///
+    /// The default treats every event as unhandled, as Phoenix does for an event no `handle_in`
+    /// clause matches: the channel crashes, so the client gets `phx_error` and rejoins. Unlike
+    /// Phoenix, whose push then times out on the client, the push is first answered with
+    /// `{"status":"error","response":{"reason":"unhandled event"}}` so that the client sees why.
+    /// [`terminate`](Channel::terminate) is not called.
+    async fn handle_in(
+        &mut self,
+        event: &str,
+        _payload: Payload,
+        ctx: &mut Context<'_>,
+    ) -> Outcome {
+        unhandled(event, ctx)
+    }
 
     /// Broadcast events this channel wants to see before they reach its client; the others go
     /// straight to the client, encoded once for all subscribers. Binary broadcasts are never

@@ -4,7 +4,10 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use pubsub::Mailbox;
 
@@ -152,6 +155,25 @@ impl Context<'_> {
         }
     }
 
+    /// Delivers `info` to this channel's [`handle_info`](crate::server::Channel::handle_info)
+    /// as [`Info::Custom`](crate::server::Info) after `delay` (Phoenix's
+    /// `Process.send_after(self(), info, delay)`). A channel that must act again and again
+    /// re-arms it from `handle_info`. The message is dropped when the channel has ended by then
+    /// (left, crashed, rejoined); the timer stops with the connection. Dropping the returned
+    /// [`Timer`] does not cancel it; [`Timer::cancel`] does.
+    pub fn send_after(&mut self, delay: Duration, info: impl Any + Send) -> Timer {
+        let handle = self.handle();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {
+                    handle.send_info(info);
+                }
+                () = handle.tx.closed() => {}
+            }
+        });
+        Timer(task.abort_handle())
+    }
+
     /// A handle to answer the message being handled later (return
     /// [`Outcome::NoReply`](crate::server::Outcome::NoReply) now). `None` outside `handle_in`.
     pub fn reply_ref(&mut self) -> Option<ReplyRef> {
@@ -196,6 +218,17 @@ impl ChannelHandle {
                 payload: payload.into(),
             })
             .is_ok()
+    }
+}
+
+/// A message scheduled with [`Context::send_after`].
+#[derive(Debug)]
+pub struct Timer(AbortHandle);
+
+impl Timer {
+    /// Cancels the message if it was not delivered yet.
+    pub fn cancel(&self) {
+        self.0.abort();
     }
 }
 

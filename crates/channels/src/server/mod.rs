@@ -7,16 +7,18 @@
 
 mod channel;
 pub(crate) mod connection;
-mod context;
-mod endpoint;
+pub(crate) mod context;
+pub(crate) mod endpoint;
 pub(crate) mod log_limit;
 pub(crate) mod metrics;
 mod origin;
 mod socket;
 pub mod transport;
 
-pub use channel::{Channel, Info, Outcome, Reply, StopReason, to_object};
-pub use context::{ChannelHandle, Context, ReplyRef};
+pub use channel::{
+    Channel, Info, InvalidPayload, Outcome, Reply, StopReason, parse, to_object, unhandled,
+};
+pub use context::{ChannelHandle, Context, ReplyRef, Timer};
 pub use endpoint::{DISCONNECT, DrainOptions, DrainReport, ENV_SETTINGS, Endpoint, EndpointConfig};
 pub use origin::{CheckOrigin, OriginError, OriginPattern};
 pub use socket::{Assigns, ConnectError, ConnectInfo, Params, Routes, Socket, topic_matches};

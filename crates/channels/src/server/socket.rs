@@ -168,6 +168,27 @@ impl Routes {
     }
 }
 
+/// Routes alone are a socket that accepts every connection (with [`Assigns::none`]) and serves
+/// topics by these routes: the socket of a public page, with no authentication.
+#[async_trait]
+impl Socket for Routes {
+    async fn connect(
+        &self,
+        _params: &Params,
+        _info: &ConnectInfo,
+    ) -> Result<Assigns, ConnectError> {
+        Ok(Assigns::none())
+    }
+
+    fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
+        Routes::channel(self, topic)
+    }
+
+    fn route(&self, topic: &str) -> String {
+        self.pattern(topic).unwrap_or("unmatched").to_owned()
+    }
+}
+
 /// Whether `topic` matches a route `pattern` (exact, or prefix when the pattern ends in `*`).
 pub fn topic_matches(pattern: &str, topic: &str) -> bool {
     match pattern.strip_suffix('*') {
