@@ -7,14 +7,17 @@
 //! * `presence_diff` broadcasts as members come and go;
 //! * push `new_msg` `{"body": "hi"}` → reply `ok`, and every member (the sender included) gets a
 //!   `new_msg` broadcast `{"user": "alice", "body": "hi"}`;
-//! * anything else gets an `error` reply whose `reason` says what was wrong.
+//! * a `new_msg` without a `body` string gets an `error` reply whose `reason` says what was wrong
+//!   (`invalid payload: missing field `body``), an empty or too long body one that says so;
+//! * any other event is a bug in the client: it gets an `error` reply (`unhandled event`) and the
+//!   channel crashes (`phx_error`), as in Phoenix; the client rejoins.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
 use channels::presence::{PRESENCE_STATE, Presence, Tracked};
-use channels::server::{Channel, Context, Outcome, Reply, StopReason, to_object};
+use channels::server::{Channel, Context, Outcome, Reply, StopReason, parse, to_object, unhandled};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -103,11 +106,9 @@ impl Channel for RoomChannel {
     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>) -> Outcome {
         match event {
             "new_msg" => {
-                let Payload::Json(value) = payload else {
-                    return Reply::error_reason("new_msg takes a JSON object").into();
-                };
-                let Ok(msg) = serde_json::from_value::<NewMsg>(value) else {
-                    return Reply::error_reason("new_msg needs a \"body\" string").into();
+                let msg: NewMsg = match parse(payload) {
+                    Ok(msg) => msg,
+                    Err(invalid) => return invalid.into(),
                 };
                 let body = msg.body.trim();
                 if body.is_empty() || body.chars().count() > MAX_BODY_CHARS {
@@ -117,7 +118,7 @@ impl Channel for RoomChannel {
                 ctx.broadcast("new_msg", to_object(&Message { user: &user, body }));
                 Reply::ok(OutPayload::empty()).into()
             }
-            _ => Reply::error_reason("unknown event").into(),
+            _ => unhandled(event, ctx),
         }
     }
 }

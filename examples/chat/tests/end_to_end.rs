@@ -1,5 +1,6 @@
-//! The chat end to end: the real app on a free port, a browser's requests (the page, the
-//! JavaScript client) and phoenix.js's V2 frames over a real WebSocket.
+//! The chat end to end: the whole router on a free port (`channels::testing::TestServer`), a
+//! browser's requests (the page, the JavaScript client) and phoenix.js's V2 frames over a real
+//! WebSocket. The channel's behaviour in detail is tested in process in `room.rs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,21 +12,19 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use channels::testing::TestServer;
+
 const SECRET: &str = "chat-test-secret-key-base-0123456789-0123456789";
 const WAIT: Duration = Duration::from_secs(5);
 
-/// Serves a fresh chat on a free port.
-async fn start() -> (SocketAddr, chat::Chat) {
+/// Serves a fresh chat on a free port; the server stops when the `TestServer` drops.
+async fn start() -> (TestServer, SocketAddr, chat::Chat) {
     let chat = chat::Chat::new(SECRET).expect("chat starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let server = TestServer::start(chat.router())
         .await
         .expect("bind a free port");
-    let addr = listener.local_addr().expect("bound address");
-    let app = chat
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, chat)
+    let addr = server.addr();
+    (server, addr, chat)
 }
 
 /// `GET path` over HTTP/1.1: the status code and the body.
@@ -137,7 +136,7 @@ impl Client {
 
 #[tokio::test]
 async fn the_page_asks_for_a_name_then_embeds_a_token_for_it() {
-    let (addr, chat) = start().await;
+    let (_server, addr, chat) = start().await;
 
     let (status, form) = get(addr, "/").await;
     assert_eq!(status, 200);
@@ -165,7 +164,7 @@ async fn the_page_asks_for_a_name_then_embeds_a_token_for_it() {
 
 #[tokio::test]
 async fn a_socket_without_a_valid_token_is_refused() {
-    let (addr, chat) = start().await;
+    let (_server, addr, chat) = start().await;
     for query in ["", "&token=nope"] {
         let url = format!("ws://{addr}/socket/websocket?vsn=2.0.0{query}");
         match tokio_tungstenite::connect_async(url).await {
@@ -185,7 +184,7 @@ async fn a_socket_without_a_valid_token_is_refused() {
 
 #[tokio::test]
 async fn members_see_each_other_and_every_message() {
-    let (addr, _chat) = start().await;
+    let (_server, addr, _chat) = start().await;
     let mut alice = Client::connect(addr, &token_from_page(addr, "alice").await).await;
     let mut bob = Client::connect(addr, &token_from_page(addr, "bob").await).await;
 
@@ -226,90 +225,4 @@ async fn members_see_each_other_and_every_message() {
         "{diff}"
     );
     assert_eq!(diff["joins"], json!({}));
-}
-
-#[tokio::test]
-async fn rooms_are_separate() {
-    let (addr, _chat) = start().await;
-    let mut alice = Client::connect(addr, &token_from_page(addr, "alice").await).await;
-    let mut bob = Client::connect(addr, &token_from_page(addr, "bob").await).await;
-    alice.join("room:a").await;
-    bob.join("room:b").await;
-    let state = bob.recv_event("presence_state").await;
-    assert_eq!(state[4].as_object().map(|o| o.len()), Some(1), "{state}");
-
-    let r = alice
-        .send("room:a", "new_msg", json!({"body": "in a"}))
-        .await;
-    assert_eq!(alice.reply(&r).await["status"], "ok");
-    let r = bob.send("room:b", "new_msg", json!({"body": "in b"})).await;
-    assert_eq!(bob.reply(&r).await["status"], "ok");
-    // The first message bob receives is his own: alice's went to room:a only.
-    assert_eq!(bob.recv_event("new_msg").await[4]["body"], "in b");
-}
-
-#[tokio::test]
-async fn bad_messages_get_an_error_reply_and_reach_nobody() {
-    let (addr, _chat) = start().await;
-    let mut alice = Client::connect(addr, &token_from_page(addr, "alice").await).await;
-    alice.join("room:lobby").await;
-
-    let too_long = "x".repeat(chat::room::MAX_BODY_CHARS + 1);
-    for (event, payload, reason) in [
-        ("new_msg", json!({}), "new_msg needs a \"body\" string"),
-        (
-            "new_msg",
-            json!({"body": 42}),
-            "new_msg needs a \"body\" string",
-        ),
-        (
-            "new_msg",
-            json!({"body": "  "}),
-            "body must hold 1 to 2000 characters",
-        ),
-        (
-            "new_msg",
-            json!({"body": too_long}),
-            "body must hold 1 to 2000 characters",
-        ),
-        ("shout", json!({"body": "hi"}), "unknown event"),
-    ] {
-        let r = alice.send("room:lobby", event, payload).await;
-        let reply = alice.reply(&r).await;
-        assert_eq!(reply["status"], "error", "{event}");
-        assert_eq!(reply["response"]["reason"], reason, "{event}");
-    }
-    // None of them was broadcast: the first new_msg alice sees is the valid one sent after.
-    let r = alice
-        .send("room:lobby", "new_msg", json!({"body": "ok"}))
-        .await;
-    assert_eq!(alice.reply(&r).await["status"], "ok");
-    assert_eq!(alice.recv_event("new_msg").await[4]["body"], "ok");
-
-    // A room without a name is refused.
-    let reply = alice.join("room:").await;
-    assert_eq!(reply["status"], "error");
-    assert_eq!(reply["response"]["reason"], "invalid room");
-}
-
-#[tokio::test]
-async fn disconnecting_a_user_closes_their_sockets_and_removes_them_from_rooms() {
-    let (addr, chat) = start().await;
-    let mut alice = Client::connect(addr, &token_from_page(addr, "alice").await).await;
-    let mut bob = Client::connect(addr, &token_from_page(addr, "bob").await).await;
-    alice.join("room:lobby").await;
-    bob.join("room:lobby").await;
-    alice.recv_diff(|d| d["joins"]["bob"].is_object()).await;
-
-    chat.endpoint.disconnect("user_socket:bob");
-    alice.recv_diff(|d| d["leaves"]["bob"].is_object()).await;
-    loop {
-        let message = tokio::time::timeout(WAIT, bob.ws.next())
-            .await
-            .expect("closed in time");
-        match message {
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-            Some(Ok(_)) => continue,
-        }
-    }
 }
