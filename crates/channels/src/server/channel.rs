@@ -222,6 +222,97 @@ pub fn parse<T: DeserializeOwned>(payload: Payload) -> Result<T, InvalidPayload>
 }
 
 /// One joined topic on one connection. See the [`server`](crate::server) docs for the life cycle.
+///
+/// Phoenix's callbacks, one to one: `join/3` is [`join`](Channel::join) (typed params through
+/// [`parse`] and `?`), `handle_in/3` is [`handle_in`](Channel::handle_in), `intercept` +
+/// `handle_out/3` are [`intercepts`](Channel::intercepts) + [`handle_out`](Channel::handle_out),
+/// `handle_info/2` (and `Process.send_after`) is [`handle_info`](Channel::handle_info) (and
+/// [`Context::send_after`]), `terminate/2` is [`terminate`](Channel::terminate).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use channels::codec::{OutPayload, Payload};
+/// use channels::server::{
+///     Channel, ConnectInfo, Context, Endpoint, Info, Outcome, Params, Reply, Routes, StopReason,
+///     parse, to_object, unhandled,
+/// };
+/// use serde_json::{Value, json};
+///
+/// #[derive(serde::Deserialize)]
+/// struct JoinParams { nick: String }
+///
+/// struct Tick;
+///
+/// #[derive(Default)]
+/// struct Room { nick: String }
+///
+/// #[async_trait::async_trait]
+/// impl Channel for Room {
+///     async fn join(&mut self, _topic: &str, params: Payload, ctx: &mut Context<'_>)
+///         -> Result<OutPayload, OutPayload> {
+///         // Bad params: {"reason": "invalid payload: missing field `nick`"}
+///         self.nick = parse::<JoinParams>(params)?.nick;
+///         ctx.send_after(Duration::from_millis(10), Tick);
+///         Ok(to_object(&json!({"welcome": self.nick})).into())
+///     }
+///
+///     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>) -> Outcome {
+///         match (event, payload) {
+///             ("shout", Payload::Json(body)) => {
+///                 ctx.broadcast("shout", to_object(&json!({"from": self.nick, "body": body})));
+///                 Reply::ok(OutPayload::empty()).into()
+///             }
+///             _ => unhandled(event, ctx),
+///         }
+///     }
+///
+///     // Every "shout" broadcast passes through handle_out on its way to this client.
+///     fn intercepts(&self) -> &'static [&'static str] {
+///         &["shout"]
+///     }
+///
+///     async fn handle_out(&mut self, event: &str, payload: Value, ctx: &mut Context<'_>)
+///         -> Result<(), StopReason> {
+///         if payload["from"] != json!(self.nick) {
+///             ctx.push(event, to_object(&payload)); // not echoed to its author
+///         }
+///         Ok(())
+///     }
+///
+///     async fn handle_info(&mut self, info: Info, ctx: &mut Context<'_>) -> Result<(), StopReason> {
+///         if let Info::Custom(message) = info {
+///             if message.is::<Tick>() {
+///                 ctx.push("tick", OutPayload::empty());
+///             }
+///         }
+///         Ok(())
+///     }
+///
+///     async fn terminate(&mut self, reason: &StopReason, _ctx: &mut Context<'_>) {
+///         println!("{} left: {reason:?}", self.nick);
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let endpoint = Endpoint::new(pubsub::PubSub::new("test"), Default::default());
+/// let socket = Arc::new(Routes::new().route("room:*", |_| Box::new(Room::default())));
+/// let params = Params::new();
+/// let connect = || channels::testing::connect(&endpoint, socket.clone(), &params, ConnectInfo::default());
+/// let (ann, bob) = (connect().await.unwrap(), connect().await.unwrap());
+///
+/// assert_eq!(ann.join("room:1", json!({})).await.err().unwrap()["reason"], "invalid payload: missing field `nick`");
+/// let (welcome, ann_room) = ann.join("room:1", json!({"nick": "ann"})).await.unwrap();
+/// assert_eq!(welcome, json!({"welcome": "ann"}));
+/// ann_room.assert_push("tick").await;
+/// let (_, bob_room) = bob.join("room:1", json!({"nick": "bob"})).await.unwrap();
+///
+/// let shout = ann_room.push("shout", json!("hi"));
+/// ann_room.assert_reply(&shout, "ok").await;
+/// assert_eq!(bob_room.assert_push("shout").await, json!({"from": "ann", "body": "hi"}));
+/// ann_room.refute_push("shout").await;
+/// # });
+/// ```
 #[async_trait]
 pub trait Channel: Send + 'static {
     /// Decides whether the client may join `topic` with `params`. `Ok` carries the reply's response
