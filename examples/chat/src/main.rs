@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
 
     let chat = chat::Chat::new(&secret)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("chat listening on http://{}/", listener.local_addr()?);
+    println!("chat listening on http://{}", listener.local_addr()?);
     axum::serve(
         listener,
         chat.router()

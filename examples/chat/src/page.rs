@@ -52,7 +52,7 @@ fn page(signer: &Signer, query: PageQuery) -> Response {
             Some(_) => "<p role=alert>A name is 1 to 32 letters, digits, spaces, - or _.</p>",
             None => "",
         };
-        return Html(FORM.replace("{error}", error)).into_response();
+        return Html(fill(FORM, &[("__ERROR__", error)])).into_response();
     };
     let room = query
         .room
@@ -60,11 +60,14 @@ fn page(signer: &Signer, query: PageQuery) -> Response {
         .filter(|r| valid_room(r))
         .unwrap_or("lobby");
     match signer.sign_string(name) {
-        Ok(token) => Html(
-            CHAT.replace("{name}", &escape(name))
-                .replace("{room}", &escape(room))
-                .replace("{token}", &escape(&token)),
-        )
+        Ok(token) => Html(fill(
+            CHAT,
+            &[
+                ("__NAME__", &escape(name)),
+                ("__ROOM__", &escape(room)),
+                ("__TOKEN__", &escape(&token)),
+            ],
+        ))
         .into_response(),
         Err(error) => {
             tracing::error!(%error, "token could not be signed");
@@ -94,6 +97,30 @@ fn valid_room(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Replaces each placeholder of `template` by its value, in one pass (a value that looks like a
+/// placeholder stays as it is).
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    loop {
+        let next = values
+            .iter()
+            .filter_map(|&(key, value)| rest.find(key).map(|at| (at, key, value)))
+            .min_by_key(|&(at, _, _)| at);
+        match next {
+            Some((at, key, value)) => {
+                out.push_str(&rest[..at]);
+                out.push_str(value);
+                rest = &rest[at + key.len()..];
+            }
+            None => {
+                out.push_str(rest);
+                return out;
+            }
+        }
+    }
+}
+
 /// Escapes text for an HTML attribute or element.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -114,7 +141,7 @@ const FORM: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Chat</title></head>
 <body>
 <h1>Chat</h1>
-{error}
+__ERROR__
 <form method="get" action="/">
   <label>Your name <input name="name" maxlength="32" required autofocus></label>
   <label>Room <input name="room" value="lobby" maxlength="32"></label>
@@ -123,12 +150,12 @@ const FORM: &str = r#"<!doctype html>
 </body></html>"#;
 
 const CHAT: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Chat: {room}</title>
-<meta name="user-token" content="{token}">
-<meta name="room" content="{room}">
+<html lang="en"><head><meta charset="utf-8"><title>Chat: __ROOM__</title>
+<meta name="user-token" content="__TOKEN__">
+<meta name="room" content="__ROOM__">
 </head>
 <body>
-<h1>Room {room}, as {name}</h1>
+<h1>Room __ROOM__, as __NAME__</h1>
 <p id="status" aria-live="polite">connecting…</p>
 <h2>Here now</h2>
 <ul id="members"></ul>
@@ -141,7 +168,7 @@ const CHAT: &str = r#"<!doctype html>
 <script type="module">
 import { Socket, Presence } from "/js/phoenix.mjs";
 
-const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
+const meta = (key) => document.querySelector(`meta[name="${key}"]`).content;
 const socket = new Socket("/socket", { params: { token: meta("user-token") } });
 socket.connect();
 
@@ -180,3 +207,27 @@ document.getElementById("send").addEventListener("submit", (event) => {
 });
 </script>
 </body></html>"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once_and_values_escaped() {
+        let page = fill(
+            "<h1>__ROOM__ as __NAME__</h1>",
+            &[("__NAME__", "__ROOM__"), ("__ROOM__", &escape("a<b"))],
+        );
+        assert_eq!(page, "<h1>a&lt;b as __ROOM__</h1>");
+    }
+
+    #[test]
+    fn names_and_rooms_are_checked() {
+        assert!(valid_name("Ann-Marie O_2"));
+        assert!(!valid_name(""));
+        assert!(!valid_name(&"x".repeat(MAX_NAME_CHARS + 1)));
+        assert!(!valid_name("<script>"));
+        assert!(valid_room("lobby-2"));
+        assert!(!valid_room("a b"));
+    }
+}
