@@ -1,12 +1,14 @@
-//! The ProductSocket's channels on a real node, spoken to over a WebSocket with the Phoenix V2
-//! protocol (spec §10, §14.4, §19; §20.2 items 7–13): product broadcasts, cart join, add and
-//! remove with every error reply, multi-tab synchronisation, out-of-stock alerts, presence,
-//! and a completed purchase emptying every tab.
+//! The ProductSocket's channels on a real node, driven in process with the channel test kit
+//! (spec §10, §14.4, §19; §20.2 items 7–13): product broadcasts, cart join, add and remove with
+//! every error reply, multi-tab synchronisation, out-of-stock alerts, presence, and a completed
+//! purchase emptying every tab. The wire itself (WebSocket, frames, the browser's client) is
+//! tested by the web, cluster and JS suites.
 
 mod common;
 
+use channels::testing::{TestChannel, TestSocket};
 use common::Backend;
-use common::web::{PhxSocket, TestNode, cart_id, cart_id_of, hidden_input, item_ids};
+use common::web::{TestNode, cart_id, cart_id_of, hidden_input, item_ids};
 use serde_json::{Value, json};
 use sneakers23::sockets::CART_TRACKER_TOPIC;
 
@@ -20,22 +22,45 @@ fn presence(t: &TestNode) -> Value {
         .to_value()
 }
 
-/// Joins `cart:<id>` and returns the `cart` pushed after the join.
-async fn join_cart(socket: &mut PhxSocket, id: &str, params: Value) -> Value {
+/// Joins `cart:<id>`; returns the channel and the `cart` pushed after the join.
+async fn join_cart(client: &TestSocket, id: &str, params: Value) -> (TestChannel, Value) {
     let topic = format!("cart:{id}");
-    socket.join_ok(&topic, params).await;
-    socket.expect(&topic, "cart").await
+    let (_, cart) = client
+        .join(&topic, params)
+        .await
+        .unwrap_or_else(|e| panic!("join {topic}: {e}"));
+    let pushed = cart.assert_push("cart").await;
+    (cart, pushed)
+}
+
+/// Joins `topic`, which must succeed.
+async fn join_ok(client: &TestSocket, topic: &str) -> TestChannel {
+    let (_, channel) = client
+        .join(topic, json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("join {topic}: {e}"));
+    channel
+}
+
+/// Pushes `event` and returns the reply's response, asserting its status.
+async fn call(channel: &TestChannel, event: &str, payload: Value, status: &str) -> Value {
+    let ref_ = channel.push(event, payload);
+    channel.assert_reply(&ref_, status).await
+}
+
+/// The `error` of an error reply to `event`.
+async fn error(channel: &TestChannel, event: &str, payload: Value) -> String {
+    let response = call(channel, event, payload, "error").await;
+    response["error"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn product_channels_get_released_and_stock_changes() {
     let t = TestNode::start(SQLITE, false).await;
-    let mut socket = t.socket().await;
-    let p1 = format!("product:{}", t.fx.p1);
-    let p2 = format!("product:{}", t.fx.p2);
-    socket.join_ok(&p1, json!({})).await;
-    socket.join_ok(&p2, json!({})).await;
-    socket.join_ok("product:anything", json!({})).await;
+    let client = t.channel_client().await;
+    let p1 = join_ok(&client, &format!("product:{}", t.fx.p1)).await;
+    let p2 = join_ok(&client, &format!("product:{}", t.fx.p2)).await;
+    join_ok(&client, "product:anything").await;
 
     t.node
         .state()
@@ -43,42 +68,42 @@ async fn product_channels_get_released_and_stock_changes() {
         .release(t.fx.p1)
         .await
         .expect("release");
-    let released = socket.expect(&p1, "released").await;
+    let released = p1.assert_push("released").await;
     let html = released["size_html"].as_str().unwrap_or_default();
     assert_eq!(html.matches("size-container__entry ").count(), 2, "{html}");
     for item in [t.fx.i1, t.fx.i2] {
         assert!(html.contains(&format!("value=\"{item}\"")), "{html}");
     }
-    socket.expect_none(&p2, "released").await;
+    p2.refute_push("released").await;
 
     let inventory = &t.node.state().inventory;
     inventory.release(t.fx.p2).await.expect("release p2");
-    socket.expect(&p2, "released").await;
+    p2.assert_push("released").await;
     inventory.sell_item(t.fx.i3).await.expect("sale 3 → 2");
-    socket.expect_none(&p2, "stock_change").await;
+    p2.refute_push("stock_change").await;
     inventory.sell_item(t.fx.i1).await.expect("sale 1 → 0");
-    let change = socket.expect(&p1, "stock_change").await;
+    let change = p1.assert_push("stock_change").await;
     assert_eq!(
         change,
         json!({"product_id": t.fx.p1, "item_id": t.fx.i1, "level": "out"})
     );
-    let refused = socket.join("product:3", json!("not an object")).await;
-    assert_eq!(refused["status"], "error");
+    let refused = client.join("product:3", json!("not an object")).await;
+    assert!(
+        refused.is_err(),
+        "a join with a non-object payload is refused"
+    );
     t.node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cart_joins_need_a_64_byte_id_and_restore_the_serialized_cart() {
     let t = TestNode::start(SQLITE, true).await;
-    let mut socket = t.socket().await;
-    let refused = socket.join("cart:short", json!({})).await;
-    assert_eq!(refused["status"], "error", "{refused}");
-    let refused = socket
-        .join(&format!("cart:{}x", cart_id(1)), json!({}))
-        .await;
-    assert_eq!(refused["status"], "error");
+    let client = t.channel_client().await;
+    assert!(client.join("cart:short", json!({})).await.is_err());
+    let long = format!("cart:{}x", cart_id(1));
+    assert!(client.join(&long, json!({})).await.is_err());
 
-    let empty = join_cart(&mut socket, &cart_id(1), json!({})).await;
+    let (_one, empty) = join_cart(&client, &cart_id(1), json!({})).await;
     assert_eq!(item_ids(&empty), Vec::<i64>::new());
     assert!(
         empty["serialized"]
@@ -87,8 +112,8 @@ async fn cart_joins_need_a_64_byte_id_and_restore_the_serialized_cart() {
     );
 
     let serialized = t.serialized(&[t.fx.i3, t.fx.i1]);
-    let restored = join_cart(
-        &mut socket,
+    let (_two, restored) = join_cart(
+        &client,
         &cart_id(2),
         json!({"serialized": serialized, "page": "/test"}),
     )
@@ -109,8 +134,8 @@ async fn cart_joins_need_a_64_byte_id_and_restore_the_serialized_cart() {
     ] {
         assert!(item.get(field).is_some(), "{field} in {item}");
     }
-    let tampered = join_cart(
-        &mut socket,
+    let (_three, tampered) = join_cart(
+        &client,
         &cart_id(3),
         json!({"serialized": format!("{serialized}x")}),
     )
@@ -131,70 +156,61 @@ async fn cart_joins_need_a_64_byte_id_and_restore_the_serialized_cart() {
 async fn add_item_replies_with_the_cart_or_each_error_of_decision_19() {
     let t = TestNode::start_with(SQLITE, true, |config| config.max_cart_items = 2).await;
     let inventory = t.node.state().inventory.clone();
-    let mut socket = t.socket().await;
+    let client = t.channel_client().await;
     let id = cart_id(1);
-    let topic = format!("cart:{id}");
-    join_cart(&mut socket, &id, json!({})).await;
+    let (cart, _) = join_cart(&client, &id, json!({})).await;
 
-    let added = socket
-        .push(&topic, "add_item", json!({"item_id": t.fx.i1.to_string()}))
-        .await;
-    assert_eq!(added["status"], "ok");
-    assert_eq!(item_ids(&added["response"]), [t.fx.i1]);
-    let error = |reply: &Value| reply["response"]["error"].as_str().map(str::to_owned);
-    let reply = socket
-        .push(&topic, "add_item", json!({"item_id": t.fx.i1.to_string()}))
-        .await;
-    assert_eq!(error(&reply).as_deref(), Some("duplicate_item"));
+    let add = |item: Value| json!({ "item_id": item });
+    let added = call(&cart, "add_item", add(json!(t.fx.i1.to_string())), "ok").await;
+    assert_eq!(item_ids(&added), [t.fx.i1]);
+    let reply = error(&cart, "add_item", add(json!(t.fx.i1.to_string()))).await;
+    assert_eq!(reply, "duplicate_item");
     for bad in [
         json!({"item_id": "abc"}),
         json!({}),
         json!({"item_id": "999"}),
     ] {
-        let reply = socket.push(&topic, "add_item", bad.clone()).await;
-        assert_eq!(error(&reply).as_deref(), Some("invalid_item"), "{bad}");
+        assert_eq!(
+            error(&cart, "add_item", bad.clone()).await,
+            "invalid_item",
+            "{bad}"
+        );
     }
     inventory.sell_item(t.fx.i2).await.expect("sale");
     inventory.sell_item(t.fx.i2).await.expect("sale");
-    let reply = socket
-        .push(&topic, "add_item", json!({"item_id": t.fx.i2}))
-        .await;
-    assert_eq!(error(&reply).as_deref(), Some("out_of_stock"));
-    let added = socket
-        .push(&topic, "add_item", json!({"item_id": t.fx.i3}))
-        .await;
-    assert_eq!(item_ids(&added["response"]), [t.fx.i1, t.fx.i3]);
-    let reply = socket
-        .push(&topic, "add_item", json!({"item_id": 999}))
-        .await;
-    assert_eq!(error(&reply).as_deref(), Some("invalid_item"));
-    socket
-        .push(&topic, "remove_item", json!({"item_id": t.fx.i3}))
-        .await;
+    assert_eq!(
+        error(&cart, "add_item", add(json!(t.fx.i2))).await,
+        "out_of_stock"
+    );
+    let added = call(&cart, "add_item", add(json!(t.fx.i3)), "ok").await;
+    assert_eq!(item_ids(&added), [t.fx.i1, t.fx.i3]);
+    assert_eq!(
+        error(&cart, "add_item", add(json!(999))).await,
+        "invalid_item"
+    );
+    call(&cart, "remove_item", add(json!(t.fx.i3)), "ok").await;
     t.node.shutdown().await;
 
     let t = TestNode::start_with(SQLITE, false, |config| config.max_cart_items = 1).await;
-    let mut socket = t.socket().await;
-    join_cart(&mut socket, &id, json!({"serialized": t.serialized(&[77])})).await;
-    let reply = socket
-        .push(&topic, "add_item", json!({"item_id": t.fx.i3}))
-        .await;
-    assert_eq!(error(&reply).as_deref(), Some("not_released"));
+    let client = t.channel_client().await;
+    let (cart, _) = join_cart(&client, &id, json!({"serialized": t.serialized(&[77])})).await;
+    assert_eq!(
+        error(&cart, "add_item", add(json!(t.fx.i3))).await,
+        "not_released"
+    );
     t.node
         .state()
         .inventory
         .release(t.fx.p2)
         .await
         .expect("release");
-    let reply = socket
-        .push(&topic, "add_item", json!({"item_id": t.fx.i3}))
-        .await;
-    assert_eq!(error(&reply).as_deref(), Some("cart_full"), "{reply}");
-    let reply = socket.push(&topic, "explode", json!({})).await;
     assert_eq!(
-        reply["status"], "error",
-        "unknown events do not crash the channel"
+        error(&cart, "add_item", add(json!(t.fx.i3))).await,
+        "cart_full"
     );
+    call(&cart, "explode", json!({}), "error").await;
+    // Unknown events do not crash the channel.
+    cart.refute_push("phx_error").await;
     t.node.shutdown().await;
 }
 
@@ -202,28 +218,23 @@ async fn add_item_replies_with_the_cart_or_each_error_of_decision_19() {
 async fn tabs_share_the_cart_through_cart_updated() {
     let t = TestNode::start(SQLITE, true).await;
     let id = cart_id(7);
-    let topic = format!("cart:{id}");
-    let mut tab1 = t.socket().await;
-    let mut tab2 = t.socket().await;
-    join_cart(&mut tab1, &id, json!({"page": "/"})).await;
-    join_cart(&mut tab2, &id, json!({"page": "/checkout"})).await;
+    let tab1 = t.channel_client().await;
+    let tab2 = t.channel_client().await;
+    let (cart1, _) = join_cart(&tab1, &id, json!({"page": "/"})).await;
+    let (cart2, _) = join_cart(&tab2, &id, json!({"page": "/checkout"})).await;
 
-    let added = tab1
-        .push(&topic, "add_item", json!({"item_id": t.fx.i3.to_string()}))
-        .await;
-    assert_eq!(item_ids(&added["response"]), [t.fx.i3]);
-    let synced = tab2.expect(&topic, "cart").await;
-    assert_eq!(item_ids(&synced), [t.fx.i3]);
-    tab1.expect_none(&topic, "cart").await;
-    tab1.expect_none(&topic, "cart_updated").await;
-    tab2.expect_none(&topic, "cart_updated").await;
+    let item = |id: i64| json!({ "item_id": id.to_string() });
+    let added = call(&cart1, "add_item", item(t.fx.i3), "ok").await;
+    assert_eq!(item_ids(&added), [t.fx.i3]);
+    assert_eq!(item_ids(&cart2.assert_push("cart").await), [t.fx.i3]);
+    cart1.refute_push("cart").await;
+    cart1.refute_push("cart_updated").await;
+    cart2.refute_push("cart_updated").await;
 
-    let added = tab2
-        .push(&topic, "add_item", json!({"item_id": t.fx.i2.to_string()}))
-        .await;
-    assert_eq!(item_ids(&added["response"]), [t.fx.i2, t.fx.i3]);
+    let added = call(&cart2, "add_item", item(t.fx.i2), "ok").await;
+    assert_eq!(item_ids(&added), [t.fx.i2, t.fx.i3]);
     assert_eq!(
-        item_ids(&tab1.expect(&topic, "cart").await),
+        item_ids(&cart1.assert_push("cart").await),
         [t.fx.i2, t.fx.i3]
     );
     let metas = presence(&t)[&id]["metas"].clone();
@@ -232,28 +243,17 @@ async fn tabs_share_the_cart_through_cart_updated() {
         assert_eq!(meta["items"], json!([t.fx.i2, t.fx.i3]), "{meta}");
     }
 
-    let removed = tab1
-        .push(
-            &topic,
-            "remove_item",
-            json!({"item_id": t.fx.i3.to_string()}),
-        )
-        .await;
-    assert_eq!(removed["status"], "ok");
-    assert_eq!(item_ids(&removed["response"]), [t.fx.i2]);
-    assert_eq!(item_ids(&tab2.expect(&topic, "cart").await), [t.fx.i2]);
-    let reply = tab1
-        .push(
-            &topic,
-            "remove_item",
-            json!({"item_id": t.fx.i3.to_string()}),
-        )
-        .await;
-    assert_eq!(reply["response"]["error"], "not_found");
-    let reply = tab1
-        .push(&topic, "remove_item", json!({"item_id": "x"}))
-        .await;
-    assert_eq!(reply["response"]["error"], "invalid_item");
+    let removed = call(&cart1, "remove_item", item(t.fx.i3), "ok").await;
+    assert_eq!(item_ids(&removed), [t.fx.i2]);
+    assert_eq!(item_ids(&cart2.assert_push("cart").await), [t.fx.i2]);
+    assert_eq!(
+        error(&cart1, "remove_item", item(t.fx.i3)).await,
+        "not_found"
+    );
+    assert_eq!(
+        error(&cart1, "remove_item", json!({"item_id": "x"})).await,
+        "invalid_item"
+    );
     for meta in presence(&t)[&id]["metas"].as_array().into_iter().flatten() {
         assert_eq!(meta["items"], json!([t.fx.i2]), "{meta}");
     }
@@ -262,11 +262,11 @@ async fn tabs_share_the_cart_through_cart_updated() {
     let inventory = &t.node.state().inventory;
     inventory.sell_item(t.fx.i2).await.expect("sale");
     inventory.sell_item(t.fx.i2).await.expect("sale");
-    for tab in [&mut tab1, &mut tab2] {
-        let cart = tab.expect(&topic, "cart").await;
-        assert_eq!(cart["items"][0]["out_of_stock"], true, "{cart}");
+    for cart in [&cart1, &cart2] {
+        let pushed = cart.assert_push("cart").await;
+        assert_eq!(pushed["items"][0]["out_of_stock"], true, "{pushed}");
     }
-    drop(tab2);
+    tab2.close().await;
     assert!(
         common::eventually(common::EVENT_TIMEOUT, || async {
             presence(&t)[&id]["metas"].as_array().map(Vec::len) == Some(1)
@@ -281,34 +281,29 @@ async fn tabs_share_the_cart_through_cart_updated() {
 async fn item_out_pushes_the_cart_only_for_items_in_it() {
     let t = TestNode::start(SQLITE, true).await;
     let inventory = t.node.state().inventory.clone();
-    let mut socket = t.socket().await;
+    let client = t.channel_client().await;
     let id = cart_id(3);
-    let topic = format!("cart:{id}");
-    join_cart(
-        &mut socket,
+    let (cart, _) = join_cart(
+        &client,
         &id,
         json!({"serialized": t.serialized(&[t.fx.i3])}),
     )
     .await;
 
     inventory.sell_item(t.fx.i1).await.expect("sell out i1");
-    socket.expect_none(&topic, "cart").await;
-    socket
-        .push(&topic, "add_item", json!({"item_id": t.fx.i2}))
-        .await;
-    socket
-        .push(&topic, "remove_item", json!({"item_id": t.fx.i3}))
-        .await;
+    cart.refute_push("cart").await;
+    call(&cart, "add_item", json!({"item_id": t.fx.i2}), "ok").await;
+    call(&cart, "remove_item", json!({"item_id": t.fx.i3}), "ok").await;
     for _ in 0..3 {
         inventory.sell_item(t.fx.i3).await.expect("sale of i3");
     }
-    socket.expect_none(&topic, "cart").await;
+    cart.refute_push("cart").await;
     inventory.sell_item(t.fx.i2).await.expect("sale");
-    socket.expect_none(&topic, "cart").await;
+    cart.refute_push("cart").await;
     inventory.sell_item(t.fx.i2).await.expect("sell out i2");
-    let cart = socket.expect(&topic, "cart").await;
-    assert_eq!(item_ids(&cart), [t.fx.i2]);
-    assert_eq!(cart["items"][0]["out_of_stock"], true);
+    let pushed = cart.assert_push("cart").await;
+    assert_eq!(item_ids(&pushed), [t.fx.i2]);
+    assert_eq!(pushed["items"][0]["out_of_stock"], true);
     t.node.shutdown().await;
 }
 
@@ -318,12 +313,11 @@ async fn a_completed_purchase_empties_every_tab_of_the_cart() {
     let mut browser = t.browser();
     let home = browser.get("/").await;
     let id = cart_id_of(&home.body);
-    let topic = format!("cart:{id}");
     let serialized = t.serialized(&[t.fx.i3]);
-    let mut tab1 = t.socket().await;
-    let mut tab2 = t.socket().await;
-    join_cart(&mut tab1, &id, json!({"serialized": serialized})).await;
-    join_cart(&mut tab2, &id, json!({"serialized": serialized})).await;
+    let tab1 = t.channel_client().await;
+    let tab2 = t.channel_client().await;
+    let (cart1, _) = join_cart(&tab1, &id, json!({"serialized": serialized})).await;
+    let (cart2, _) = join_cart(&tab2, &id, json!({"serialized": serialized})).await;
 
     let page = browser
         .get(&format!("/checkout?serialized_cart={serialized}"))
@@ -336,9 +330,9 @@ async fn a_completed_purchase_empties_every_tab_of_the_cart() {
         )
         .await;
     assert_eq!(posted.header("location"), Some("/checkout/complete"));
-    for tab in [&mut tab1, &mut tab2] {
-        let cart = tab.expect(&topic, "cart").await;
-        assert_eq!(item_ids(&cart), Vec::<i64>::new(), "{cart}");
+    for cart in [&cart1, &cart2] {
+        let pushed = cart.assert_push("cart").await;
+        assert_eq!(item_ids(&pushed), Vec::<i64>::new(), "{pushed}");
     }
     for meta in presence(&t)[&id]["metas"].as_array().into_iter().flatten() {
         assert_eq!(meta["items"], json!([]), "{meta}");

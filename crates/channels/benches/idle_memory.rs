@@ -36,8 +36,7 @@ use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
 use channels::server::transport::{Transports, socket_router};
 use channels::server::{
-    Assigns, Channel, ConnectError, ConnectInfo, Context, Endpoint, EndpointConfig, Outcome,
-    Params, Reply, Routes, Socket, StopReason,
+    Channel, Context, Endpoint, EndpointConfig, Outcome, Reply, Routes, StopReason,
 };
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -153,18 +152,6 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Server side: the measured process.
 
-struct OpenSocket(Routes);
-
-#[async_trait]
-impl Socket for OpenSocket {
-    async fn connect(&self, _: &Params, _: &ConnectInfo) -> Result<Assigns, ConnectError> {
-        Ok(Assigns::none())
-    }
-    fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
-        self.0.channel(topic)
-    }
-}
-
 /// Accepts every join and counts it once its subscription is in place.
 struct Idle {
     joined: Arc<watch::Sender<usize>>,
@@ -238,7 +225,7 @@ async fn server(n: usize) {
         "/socket",
         socket_router(
             endpoint.clone(),
-            Arc::new(OpenSocket(routes)),
+            Arc::new(routes),
             Transports::websocket_only(),
         ),
     );

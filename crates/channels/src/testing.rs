@@ -6,6 +6,7 @@
 //! only the bytes go through in-memory queues instead of a socket. The test plays the client:
 //! it [joins](TestSocket::subscribe_and_join), [pushes](TestChannel::push), and asserts on what
 //! the server sent back ([`assert_reply`](TestChannel::assert_reply),
+//! [`refute_reply`](TestChannel::refute_reply),
 //! [`assert_push`](TestChannel::assert_push)) and on what was broadcast to the topic
 //! ([`assert_broadcast`](TestChannel::assert_broadcast)).
 //!
@@ -391,6 +392,27 @@ impl TestChannel {
             self.topic
         );
         response
+    }
+
+    /// Asserts that no reply to `ref_` arrives within the refute timeout (a `handle_in` that
+    /// returned [`Outcome::NoReply`](crate::server::Outcome::NoReply)).
+    pub async fn refute_reply(&self, ref_: &PushRef) {
+        let found = self
+            .shared
+            .take(self.timeouts.refute, |received| {
+                matches!(received, Received::Reply(reply)
+                    if reply.topic == self.topic && reply.ref_.as_deref() == Some(ref_.as_str()))
+            })
+            .await;
+        if let Ok(Received::Reply(reply)) = found {
+            panic!(
+                "unexpected reply to ref {} on {}: {} {:?}",
+                ref_.as_str(),
+                self.topic,
+                reply.status,
+                reply.response
+            );
+        }
     }
 
     fn is_push(&self, received: &Received, event: &str) -> bool {

@@ -186,8 +186,9 @@ async fn pushes_replies_and_broadcasts_are_asserted() {
     );
     assert_eq!(probe.assert_reply(&first, "ok").await, json!({"a": 1}));
 
-    probe.push("later", json!({}));
+    let later = probe.push("later", json!({}));
     assert_eq!(probe.assert_push("later").await, json!({"done": true}));
+    probe.refute_reply(&later).await;
 
     probe.push("shout", json!({"body": "hi"}));
     assert_eq!(probe.assert_broadcast("shout").await, json!({"body": "hi"}));
@@ -334,4 +335,18 @@ impl Channel for Open {
     async fn handle_in(&mut self, _: &str, _: Payload, _: &mut Context<'_>) -> Outcome {
         Outcome::NoReply
     }
+}
+
+#[tokio::test]
+#[should_panic(expected = "unexpected reply to ref")]
+async fn an_unwanted_reply_fails_the_refutation() {
+    let endpoint = endpoint();
+    let ended = Arc::default();
+    let client = connect_ann(&endpoint, &ended).await;
+    let (_, probe) = client
+        .join("probe:1", json!({"ok": true}))
+        .await
+        .expect("joins");
+    let echo = probe.push("echo", json!({}));
+    probe.refute_reply(&echo).await;
 }

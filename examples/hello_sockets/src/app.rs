@@ -14,7 +14,7 @@ use crate::auth_socket::{AuthSocket, Tokens};
 use crate::pipeline::Producer;
 use crate::statix::Statix;
 use crate::stats_socket::StatsSocket;
-use crate::user_socket::UserSocket;
+use crate::user_socket::user_socket;
 use crate::user_tracker::UserTracker;
 use crate::{console, pages};
 
@@ -71,7 +71,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         user_tracker: user_tracker.clone(),
         prometheus,
     };
-    let user_socket = Arc::new(UserSocket::new());
+    let user_socket = Arc::new(user_socket());
     let auth_socket = Arc::new(AuthSocket::new(tokens, statix.clone(), user_tracker));
     let stats_socket = Arc::new(StatsSocket::new(statix));
     let app = Router::new()

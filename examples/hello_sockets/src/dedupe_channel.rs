@@ -9,8 +9,6 @@ use channels::codec::{OutPayload, Payload};
 use channels::server::{Channel, Context, Endpoint, Info, Outcome, StopReason, to_object};
 use serde_json::{Value, json};
 
-use crate::timer::Timer;
-
 /// The topic and the intercepted event.
 pub const TOPIC: &str = "dupe";
 /// The event broadcast (`{number}`) and pushed (`{value}`).
@@ -25,7 +23,8 @@ struct SendBuffer;
 #[derive(Default)]
 pub struct DedupeChannel {
     buffer: Vec<Value>,
-    flush: Option<Timer>,
+    /// Whether the flush is scheduled (`Process.send_after(self(), :send_buffer, 1_000)`).
+    scheduled: bool,
 }
 
 /// Each distinct value once, in the order first seen.
@@ -51,15 +50,6 @@ pub fn broadcast(endpoint: &Endpoint, numbers: &[Value], times: u32) {
 
 #[async_trait]
 impl Channel for DedupeChannel {
-    async fn join(
-        &mut self,
-        _: &str,
-        _: Payload,
-        _: &mut Context<'_>,
-    ) -> Result<OutPayload, OutPayload> {
-        Ok(OutPayload::empty())
-    }
-
     async fn handle_in(&mut self, _: &str, _: Payload, _: &mut Context<'_>) -> Outcome {
         Outcome::NoReply
     }
@@ -79,12 +69,9 @@ impl Channel for DedupeChannel {
             return Ok(());
         };
         self.buffer.push(number.clone());
-        if self.flush.is_none() {
-            let handle = ctx.handle();
-            self.flush = Some(Timer::spawn(async move {
-                tokio::time::sleep(FLUSH_AFTER).await;
-                handle.send_info(SendBuffer);
-            }));
+        if !self.scheduled {
+            ctx.send_after(FLUSH_AFTER, SendBuffer);
+            self.scheduled = true;
         }
         Ok(())
     }
@@ -97,7 +84,7 @@ impl Channel for DedupeChannel {
                 ctx.push(NUMBER, to_object(&json!({ "value": value })));
             }
             self.buffer.clear();
-            self.flush = None;
+            self.scheduled = false;
         }
         Ok(())
     }

@@ -5,21 +5,7 @@
 //! commands, sent to the running node (see [`console`]). The README walks the book chapter by
 //! chapter.
 
-mod app;
-mod auth_socket;
-mod console;
-mod dedupe_channel;
-mod pages;
-mod ping_channel;
-mod pipeline;
-mod recurring_channel;
-mod statix;
-mod stats_socket;
-mod timer;
-mod tracked_channel;
-mod user_socket;
-mod user_tracker;
-mod wildcard_channel;
+use hello_sockets::{app, console, user_tracker};
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
-use channels::server::{Channel, Context, Info, Outcome, StopReason, to_object};
+use channels::server::{Channel, Context, Info, StopReason, to_object};
 use serde_json::json;
 
 use crate::auth_socket::{Tokens, UserId};
-use crate::timer::Timer;
 
 /// Time between two `new_token` pushes.
 pub const SEND_AFTER: Duration = Duration::from_secs(5);
@@ -20,16 +19,12 @@ struct SendToken;
 /// See the module docs.
 pub struct RecurringChannel {
     tokens: Tokens,
-    timer: Option<Timer>,
 }
 
 impl RecurringChannel {
     /// A channel signing with `tokens`.
     pub fn new(tokens: Tokens) -> Self {
-        RecurringChannel {
-            tokens,
-            timer: None,
-        }
+        RecurringChannel { tokens }
     }
 }
 
@@ -41,28 +36,16 @@ impl Channel for RecurringChannel {
         _: Payload,
         ctx: &mut Context<'_>,
     ) -> Result<OutPayload, OutPayload> {
-        let handle = ctx.handle();
-        self.timer = Some(Timer::spawn(async move {
-            let mut ticks =
-                tokio::time::interval_at(tokio::time::Instant::now() + SEND_AFTER, SEND_AFTER);
-            loop {
-                ticks.tick().await;
-                if !handle.send_info(SendToken) {
-                    return;
-                }
-            }
-        }));
+        // The book's schedule_send_token(): Process.send_after(self(), :send_token, 5_000).
+        ctx.send_after(SEND_AFTER, SendToken);
         Ok(OutPayload::empty())
-    }
-
-    async fn handle_in(&mut self, event: &str, _: Payload, _: &mut Context<'_>) -> Outcome {
-        panic!("RecurringChannel has no handle_in for event {event:?}")
     }
 
     async fn handle_info(&mut self, info: Info, ctx: &mut Context<'_>) -> Result<(), StopReason> {
         if let Info::Custom(message) = info
             && message.is::<SendToken>()
         {
+            ctx.send_after(SEND_AFTER, SendToken);
             let user = ctx
                 .assigns()
                 .get::<UserId>()

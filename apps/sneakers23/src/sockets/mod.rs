@@ -12,9 +12,8 @@ pub mod product;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use channels::presence::Presence;
-use channels::server::{Assigns, Channel, ConnectError, ConnectInfo, Params, Routes, Socket};
+use channels::server::{Channel, Routes};
 
 use crate::cart::CartSigner;
 use crate::inventory::Inventory;
@@ -38,37 +37,15 @@ pub struct ChannelDeps {
     pub max_cart_items: usize,
 }
 
-/// The ProductSocket: public, anonymous, WebSocket only.
-pub struct ProductSocket {
-    routes: Routes,
-}
-
-impl ProductSocket {
-    /// The socket with its `product:*` and `cart:*` routes.
-    pub fn new(deps: ChannelDeps) -> Self {
-        let deps = Arc::new(deps);
-        let routes = Routes::new()
-            .route("product:*", |_| {
-                Box::new(product::ProductChannel) as Box<dyn Channel>
-            })
-            .route("cart:*", move |_| {
-                Box::new(cart::CartChannel::new(deps.clone())) as Box<dyn Channel>
-            });
-        Self { routes }
-    }
-}
-
-#[async_trait]
-impl Socket for ProductSocket {
-    async fn connect(
-        &self,
-        _params: &Params,
-        _info: &ConnectInfo,
-    ) -> Result<Assigns, ConnectError> {
-        Ok(Assigns::none())
-    }
-
-    fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
-        self.routes.channel(topic)
-    }
+/// The ProductSocket: public, anonymous (its routes accept everyone), WebSocket only; with its
+/// `product:*` and `cart:*` routes.
+pub fn product_socket(deps: ChannelDeps) -> Routes {
+    let deps = Arc::new(deps);
+    Routes::new()
+        .route("product:*", |_| {
+            Box::new(product::ProductChannel) as Box<dyn Channel>
+        })
+        .route("cart:*", move |_| {
+            Box::new(cart::CartChannel::new(deps.clone())) as Box<dyn Channel>
+        })
 }

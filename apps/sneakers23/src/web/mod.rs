@@ -35,7 +35,7 @@ use crate::cart::CartSigner;
 use crate::config::{AdminCredentials, Env};
 use crate::db::Db;
 use crate::inventory::Inventory;
-use crate::sockets::{ChannelDeps, ProductSocket};
+use crate::sockets::{ChannelDeps, product_socket};
 use crate::tokens::CartTokens;
 
 /// Everything the web layer (and the admin dashboard) shares. Cheap to clone.
@@ -89,7 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/checkout", get(checkout::show).post(checkout::purchase))
         .route("/checkout/complete", get(checkout::complete))
         .layer(from_fn_with_state(state.clone(), session::browser_pipeline));
-    let socket = Arc::new(ProductSocket::new(state.channel_deps()));
+    let socket = Arc::new(product_socket(state.channel_deps()));
     Router::new()
         .merge(browser)
         .merge(assets::router())

@@ -3,13 +3,17 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use channels::server::{ConnectInfo, Params};
+use channels::testing::{self, TestSocket, Timeouts};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sneakers23::cart::CartSigner;
 use sneakers23::model::ItemId;
 use sneakers23::node::{self, Node, NodeConfig};
+use sneakers23::sockets::product_socket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -71,6 +75,27 @@ impl TestNode {
     /// A WebSocket connected to `/product_socket`.
     pub async fn socket(&self) -> PhxSocket {
         PhxSocket::connect(self.addr()).await
+    }
+
+    /// A ProductSocket client connected in process with the channel test kit, for tests of the
+    /// channels' behaviour (joins, replies, pushes) rather than of the wire. Refutations wait
+    /// [`QUIET`], long enough for an event to cross the database and the replication listener.
+    pub async fn channel_client(&self) -> TestSocket {
+        let state = self.node.state();
+        let socket = Arc::new(product_socket(state.channel_deps()));
+        let mut client = testing::connect(
+            &state.endpoint,
+            socket,
+            &Params::new(),
+            ConnectInfo::default(),
+        )
+        .await
+        .expect("the ProductSocket accepts everyone");
+        client.set_timeouts(Timeouts {
+            assert: EVENT_TIMEOUT,
+            refute: QUIET,
+        });
+        client
     }
 
     /// Available count of an item in the database.

@@ -221,96 +221,107 @@ pub fn parse<T: DeserializeOwned>(payload: Payload) -> Result<T, InvalidPayload>
     }
 }
 
-/// One joined topic on one connection. See the [`server`](crate::server) docs for the life cycle.
+/// One joined topic on one connection (a Phoenix channel). See the [`server`](crate::server) docs
+/// for the life cycle.
 ///
-/// Phoenix's callbacks, one to one: `join/3` is [`join`](Channel::join) (typed params through
-/// [`parse`] and `?`), `handle_in/3` is [`handle_in`](Channel::handle_in), `intercept` +
-/// `handle_out/3` are [`intercepts`](Channel::intercepts) + [`handle_out`](Channel::handle_out),
-/// `handle_info/2` (and `Process.send_after`) is [`handle_info`](Channel::handle_info) (and
-/// [`Context::send_after`]), `terminate/2` is [`terminate`](Channel::terminate).
+/// Every callback but `handle_in` has a default; `join` accepts with `{}` and `handle_in` treats
+/// every event as unhandled (the channel crashes, see [`unhandled`]). What the book's channels
+/// do, and how it reads here:
+///
+/// | Phoenix | here |
+/// |---|---|
+/// | `join/3` returning `{:ok, reply, socket}` / `{:error, reply}` | [`join`](Channel::join) returning `Ok(reply)` / `Err(reply)`; typed params with [`parse`] |
+/// | `handle_in/3` with `{:reply, {:ok, map}, socket}`, `{:noreply, socket}`, `{:stop, reason, socket}` | [`handle_in`](Channel::handle_in) returning [`Outcome`] |
+/// | `push/3`, `broadcast!/3`, `broadcast_from!/3` | [`Context::push`], [`Context::broadcast`], [`Context::broadcast_from`] |
+/// | `intercept ["event"]` + `handle_out/3` | [`intercepts`](Channel::intercepts) + [`handle_out`](Channel::handle_out) |
+/// | `Process.send_after(self(), msg, ms)` + `handle_info/2` | [`Context::send_after`] + [`handle_info`](Channel::handle_info) ([`Info::Custom`]) |
+/// | `Phoenix.PubSub.subscribe` + `handle_info/2` | [`Context::subscribe`] + `handle_info` ([`Info::PubSub`]) |
+/// | `send(channel_pid, msg)` from another process | [`Context::handle`] → [`ChannelHandle::send_info`](crate::server::ChannelHandle::send_info) / [`push`](crate::server::ChannelHandle::push) from any task |
+/// | `socket_ref(socket)` + `reply(ref, {:ok, map})` | [`Context::reply_ref`] → [`ReplyRef::reply`](crate::server::ReplyRef::reply) from any task |
+/// | `terminate/2` | [`terminate`](Channel::terminate) (not after a crash) |
 ///
 /// ```
-/// use std::sync::Arc;
 /// use std::time::Duration;
 /// use channels::codec::{OutPayload, Payload};
-/// use channels::server::{
-///     Channel, ConnectInfo, Context, Endpoint, Info, Outcome, Params, Reply, Routes, StopReason,
-///     parse, to_object, unhandled,
-/// };
-/// use serde_json::{Value, json};
+/// use channels::server::{parse, to_object, unhandled, Channel, Context, Info, Outcome, Reply, StopReason};
+/// use serde_json::{json, Value};
 ///
 /// #[derive(serde::Deserialize)]
-/// struct JoinParams { nick: String }
+/// struct Join { nick: String }
 ///
-/// struct Tick;
+/// struct Flush;
 ///
-/// #[derive(Default)]
 /// struct Room { nick: String }
 ///
 /// #[async_trait::async_trait]
 /// impl Channel for Room {
-///     async fn join(&mut self, _topic: &str, params: Payload, ctx: &mut Context<'_>)
+///     async fn join(&mut self, _topic: &str, params: Payload, _ctx: &mut Context<'_>)
 ///         -> Result<OutPayload, OutPayload> {
-///         // Bad params: {"reason": "invalid payload: missing field `nick`"}
-///         self.nick = parse::<JoinParams>(params)?.nick;
-///         ctx.send_after(Duration::from_millis(10), Tick);
-///         Ok(to_object(&json!({"welcome": self.nick})).into())
+///         self.nick = parse::<Join>(params)?.nick; // bad params: {"reason": "invalid payload: ..."}
+///         Ok(OutPayload::empty())
 ///     }
 ///
 ///     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>) -> Outcome {
-///         match (event, payload) {
-///             ("shout", Payload::Json(body)) => {
-///                 ctx.broadcast("shout", to_object(&json!({"from": self.nick, "body": body})));
+///         match event {
+///             "shout" => {
+///                 ctx.broadcast("shout", to_object(&json!({"from": self.nick})));
+///                 Outcome::NoReply
+///             }
+///             "later" => {
+///                 ctx.send_after(Duration::from_millis(10), Flush);
 ///                 Reply::ok(OutPayload::empty()).into()
+///             }
+///             "slow" => {
+///                 // Answer from another task; the channel goes on meanwhile.
+///                 let Some(reply) = ctx.reply_ref() else { return Outcome::NoReply };
+///                 tokio::spawn(async move { reply.reply(Reply::ok_json(&json!({"slow": true}))) });
+///                 Outcome::NoReply
 ///             }
 ///             _ => unhandled(event, ctx),
 ///         }
 ///     }
 ///
-///     // Every "shout" broadcast passes through handle_out on its way to this client.
 ///     fn intercepts(&self) -> &'static [&'static str] {
 ///         &["shout"]
 ///     }
 ///
 ///     async fn handle_out(&mut self, event: &str, payload: Value, ctx: &mut Context<'_>)
 ///         -> Result<(), StopReason> {
-///         if payload["from"] != json!(self.nick) {
-///             ctx.push(event, to_object(&payload)); // not echoed to its author
-///         }
+///         // Every subscriber sees the broadcast through its own channel.
+///         ctx.push(event, to_object(&json!({"heard": payload, "by": self.nick})));
 ///         Ok(())
 ///     }
 ///
 ///     async fn handle_info(&mut self, info: Info, ctx: &mut Context<'_>) -> Result<(), StopReason> {
-///         if let Info::Custom(message) = info {
-///             if message.is::<Tick>() {
-///                 ctx.push("tick", OutPayload::empty());
-///             }
+///         if let Info::Custom(message) = info && message.is::<Flush>() {
+///             ctx.push("flushed", OutPayload::empty());
 ///         }
 ///         Ok(())
-///     }
-///
-///     async fn terminate(&mut self, reason: &StopReason, _ctx: &mut Context<'_>) {
-///         println!("{} left: {reason:?}", self.nick);
 ///     }
 /// }
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let endpoint = Endpoint::new(pubsub::PubSub::new("test"), Default::default());
-/// let socket = Arc::new(Routes::new().route("room:*", |_| Box::new(Room::default())));
-/// let params = Params::new();
-/// let connect = || channels::testing::connect(&endpoint, socket.clone(), &params, ConnectInfo::default());
-/// let (ann, bob) = (connect().await.unwrap(), connect().await.unwrap());
-///
-/// assert_eq!(ann.join("room:1", json!({})).await.err().unwrap()["reason"], "invalid payload: missing field `nick`");
-/// let (welcome, ann_room) = ann.join("room:1", json!({"nick": "ann"})).await.unwrap();
-/// assert_eq!(welcome, json!({"welcome": "ann"}));
-/// ann_room.assert_push("tick").await;
-/// let (_, bob_room) = bob.join("room:1", json!({"nick": "bob"})).await.unwrap();
-///
-/// let shout = ann_room.push("shout", json!("hi"));
-/// ann_room.assert_reply(&shout, "ok").await;
-/// assert_eq!(bob_room.assert_push("shout").await, json!({"from": "ann", "body": "hi"}));
-/// ann_room.refute_push("shout").await;
+/// use std::sync::Arc;
+/// use channels::server::{ConnectInfo, Endpoint, EndpointConfig, Params, Routes};
+/// let endpoint = Endpoint::new(pubsub::PubSub::new("doc"), EndpointConfig::default());
+/// let routes = Routes::new().route("room:*", |_| Box::new(Room { nick: String::new() }));
+/// let client = channels::testing::connect(&endpoint, Arc::new(routes), &Params::new(), ConnectInfo::default())
+///     .await
+///     .unwrap();
+/// assert_eq!(
+///     client.join("room:1", json!({})).await.err(),
+///     Some(json!({"reason": "invalid payload: missing field `nick`"}))
+/// );
+/// let (_, room) = client.join("room:1", json!({"nick": "ann"})).await.unwrap();
+/// room.push("shout", json!({}));
+/// assert_eq!(room.assert_push("shout").await, json!({"heard": {"from": "ann"}, "by": "ann"}));
+/// room.push("later", json!({}));
+/// room.assert_push("flushed").await;
+/// let slow = room.push("slow", json!({}));
+/// assert_eq!(room.assert_reply(&slow, "ok").await, json!({"slow": true}));
+/// let unknown = room.push("dance", json!({}));
+/// assert_eq!(room.assert_reply(&unknown, "error").await, json!({"reason": "unhandled event"}));
+/// room.assert_push("phx_error").await;
 /// # });
 /// ```
 #[async_trait]

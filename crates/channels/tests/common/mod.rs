@@ -9,27 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
 use channels::server::transport::{Transports, socket_router};
-use channels::server::{
-    Assigns, Channel, ConnectError, ConnectInfo, Context, Endpoint, EndpointConfig, Outcome,
-    Params, Reply, Routes, Socket,
-};
+use channels::server::{Channel, Context, Endpoint, EndpointConfig, Outcome, Reply, Routes};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-struct OpenSocket(Routes);
-
-#[async_trait]
-impl Socket for OpenSocket {
-    async fn connect(&self, _: &Params, _: &ConnectInfo) -> Result<Assigns, ConnectError> {
-        Ok(Assigns::none())
-    }
-    fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
-        self.0.channel(topic)
-    }
-}
 
 /// Joins anything; answers `echo` with the payload.
 struct Echo;
@@ -87,11 +72,11 @@ pub struct Server {
 /// Starts a server with `config` on a free port, socket mounted at `/socket`.
 pub async fn start(config: EndpointConfig) -> Server {
     let endpoint = Endpoint::new(pubsub::PubSub::new("test"), config);
-    let socket = Arc::new(OpenSocket(
+    let socket = Arc::new(
         Routes::new()
             .route("room:*", |_| Box::new(Echo) as Box<dyn Channel>)
             .route("slow:*", |_| Box::new(Slow) as Box<dyn Channel>),
-    ));
+    );
     let app = axum::Router::new().nest(
         "/socket",
         socket_router(endpoint.clone(), socket, Transports::all()),
