@@ -8,7 +8,7 @@
 //! * push `new_msg` `{"body": "hi"}` → reply `ok`, and every member (the sender included) gets a
 //!   `new_msg` broadcast `{"user": "alice", "body": "hi"}`;
 //! * a `new_msg` without a `body` string gets an `error` reply whose `reason` says what was wrong
-//!   (`invalid payload: missing field `body``), an empty or too long body one that says so;
+//!   (``invalid payload: missing field `body` ``), an empty or too long body one that says so;
 //! * any other event is a bug in the client: it gets an `error` reply (`unhandled event`) and the
 //!   channel crashes (`phx_error`), as in Phoenix; the client rejoins.
 
