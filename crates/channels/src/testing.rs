@@ -16,6 +16,10 @@
 //! ExUnit's `assert_receive`, an assertion takes the first matching message and leaves the others
 //! for later assertions.
 //!
+//! What the kit leaves out, because it belongs to the transports and is tested there: the
+//! origin check and `vsn` negotiation (the kit speaks V2 JSON), the idle and join timeouts (a
+//! test sends no heartbeats), frame size limits and write back-pressure.
+//!
 //! For end-to-end tests through the real transports (a browser, phoenix.js, a WebSocket client),
 //! [`TestServer`] serves an axum router on a free local port.
 //!

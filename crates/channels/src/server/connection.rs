@@ -3,7 +3,8 @@
 //! leaves the frames to send in [`Link::out`].
 //!
 //! The WebSocket and LongPoll transports own a [`Connection`] each and only move bytes: they feed
-//! it, then write out what it produced.
+//! it, then write out what it produced. The channel test kit (`crate::testing`) drives one the
+//! same way through in-memory queues.
 //!
 //! # Every channel runs on its own
 //!

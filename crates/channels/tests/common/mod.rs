@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
 use channels::server::transport::{Transports, socket_router};
 use channels::server::{Channel, Context, Endpoint, EndpointConfig, Outcome, Reply, Routes};
+use channels::testing::TestServer;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -63,10 +64,11 @@ impl Channel for Slow {
     }
 }
 
-/// A running server: its address and endpoint.
+/// A running server: its address and endpoint; it stops when dropped.
 pub struct Server {
     pub addr: SocketAddr,
     pub endpoint: Endpoint,
+    _server: TestServer,
 }
 
 /// Starts a server with `config` on a free port, socket mounted at `/socket`.
@@ -81,18 +83,12 @@ pub async fn start(config: EndpointConfig) -> Server {
         "/socket",
         socket_router(endpoint.clone(), socket, Transports::all()),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let addr = listener.local_addr().expect("bound address");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    Server { addr, endpoint }
+    let server = TestServer::start(app).await.expect("bind a free port");
+    Server {
+        addr: server.addr(),
+        endpoint,
+        _server: server,
+    }
 }
 
 /// A V2 client over a real WebSocket.
