@@ -13,6 +13,9 @@ cargo build --workspace --all-targets --locked
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== fuzz: a short run of each target (skipped without a nightly toolchain)"
+bash scripts/fuzz.sh
+
 if [ -f tests/js/package.json ]; then
   echo "== javascript suites (debug binaries built above)"
   (cd tests/js && node --test --test-concurrency=1 ./*.test.mjs)
