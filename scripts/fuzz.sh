@@ -64,7 +64,7 @@ for target in "${targets[@]}"; do
   fi
   log "$target: $runs runs"
   start=$SECONDS
-  out=$(mktemp)
+  if [ "$mode" = long ]; then out=fuzz/corpus/$target.log; else out=$(mktemp); fi
   if nice -n 10 cargo +nightly fuzz run --fuzz-dir fuzz "$target" "$corpus" "fuzz/seeds/$target" -- \
     -runs="$runs" -max_total_time="$max_time" -max_len="$MAX_LEN" \
     -rss_limit_mb="$RSS_LIMIT_MB" -malloc_limit_mb="$MALLOC_LIMIT_MB" \
@@ -76,11 +76,10 @@ for target in "${targets[@]}"; do
   if [ "$mode" = smoke ]; then rm -rf "$corpus"; fi
   if [ "$status" -ne 0 ]; then
     tail -n 60 "$out" >&2
-    rm -f "$out"
     log "$target FAILED (exit $status); the input is in fuzz/artifacts/$target/"
     exit 1
   fi
-  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$out" || true
-  rm -f "$out"
+  grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)' "$out" || true
+  if [ "$mode" = smoke ]; then rm -f "$out"; fi
   log "$target: ok in $((SECONDS - start)) s"
 done

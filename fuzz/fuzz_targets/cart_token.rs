@@ -62,13 +62,20 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         if let Ok(items) = restore(signer, token) {
-            assert_eq!(token, genuine, "accepted a cart the store never signed: {items:?}");
+            assert_eq!(
+                token, genuine,
+                "accepted a cart the store never signed: {items:?}"
+            );
             assert_eq!(items, [3, 1, 2]);
         }
     } else if let Ok(items) = restore(signer, &sign_raw(key, rest)) {
         let mut unique = items.clone();
         unique.sort_unstable();
         unique.dedup();
-        assert_eq!(unique.len(), items.len(), "a restored cart holds an item twice");
+        assert_eq!(
+            unique.len(),
+            items.len(),
+            "a restored cart holds an item twice"
+        );
     }
 });

@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         _ => {
-            let kind = if mode & 0x80 == 0 { FrameKind::Text } else { FrameKind::Binary };
+            let kind = if mode & 0x80 == 0 {
+                FrameKind::Text
+            } else {
+                FrameKind::Binary
+            };
             let _ = v2_to_v1(&Frame { kind, data: frame });
         }
     }

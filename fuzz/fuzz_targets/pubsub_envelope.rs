@@ -30,14 +30,21 @@ fuzz_target!(|data: &[u8]| {
         };
         let frame = match envelope {
             Envelope::Whole { frame, .. } => frame,
-            Envelope::Chunk { origin, id, index, count, part } => {
-                match reassembler.push(origin, id, index, count, part, now) {
-                    Some(frame) => frame,
-                    None => continue,
-                }
-            }
+            Envelope::Chunk {
+                origin,
+                id,
+                index,
+                count,
+                part,
+            } => match reassembler.push(origin, id, index, count, part, now) {
+                Some(frame) => frame,
+                None => continue,
+            },
         };
-        assert!(frame.len() <= received, "a frame larger than what was received");
+        assert!(
+            frame.len() <= received,
+            "a frame larger than what was received"
+        );
         assert!(reassembler.pending_bytes() <= MAX_REASSEMBLY_BYTES);
     }
 });

@@ -10,11 +10,12 @@ use channels_protocol::token::{MaxAge, Signer, derive_key, etf};
 use libfuzzer_sys::fuzz_target;
 use sneakers23_fuzz::{NOW_MS, SECRET_KEY_BASE, TOKEN_SALT as SALT, sign_raw};
 
-
-
 static KEYS: LazyLock<Option<(Signer, [u8; 32])>> = LazyLock::new(|| {
     let signer = Signer::new(SECRET_KEY_BASE, SALT).ok()?;
-    Some((signer, derive_key(SECRET_KEY_BASE.as_bytes(), SALT.as_bytes())))
+    Some((
+        signer,
+        derive_key(SECRET_KEY_BASE.as_bytes(), SALT.as_bytes()),
+    ))
 });
 
 fuzz_target!(|data: &[u8]| {
