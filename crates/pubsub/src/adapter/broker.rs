@@ -444,10 +444,12 @@ impl Reassembler {
             return None;
         }
         let key = (origin, id);
-        if let Some(entry) = self.partial.get(&key) {
-            if entry.count != count || entry.parts.contains_key(&index) {
-                return None;
-            }
+        let conflicting = self
+            .partial
+            .get(&key)
+            .is_some_and(|entry| entry.count != count || entry.parts.contains_key(&index));
+        if conflicting {
+            return None;
         }
         let cost = part.len() + PIECE_OVERHEAD;
         if self.bytes + cost > self.budget {
