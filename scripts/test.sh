@@ -17,6 +17,9 @@ echo "== rustdoc of the library crates (warnings are errors; broker adapters inc
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked \
   -p channels-protocol -p channels -p pubsub -p tracker --features pubsub/redis,pubsub/nats
 
+echo "== fuzz: a short run of each target (skipped without a nightly toolchain)"
+bash scripts/fuzz.sh
+
 if [ -f tests/js/package.json ]; then
   echo "== javascript suites (debug binaries built above)"
   (cd tests/js && node --test --test-concurrency=1 ./*.test.mjs)

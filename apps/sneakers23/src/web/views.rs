@@ -149,7 +149,10 @@ mod tests {
         };
         let low = button(1);
         assert!(low.contains("size-container__entry--level-low\""), "{low}");
-        assert!(low.contains(", last few\""), "its name says the level: {low}");
+        assert!(
+            low.contains(", last few\""),
+            "its name says the level: {low}"
+        );
         assert!(!low.contains(" disabled"), "{low}");
         let out = button(2);
         assert!(out.contains("size-container__entry--level-out\""), "{out}");

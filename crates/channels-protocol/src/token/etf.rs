@@ -284,6 +284,12 @@ fn len32(len: usize, what: &'static str) -> Result<[u8; 4], TermError> {
         .map_err(|_| TermError::TooLong { what })
 }
 
+/// Most elements reserved ahead of a list, tuple or map. Without a cap, each
+/// of [`MAX_DEPTH`] nested headers announcing billions of elements reserved
+/// room for the whole remaining input (an inflated megabyte, 32 bytes per
+/// element): gigabytes of address space for a one-kilobyte compressed term.
+const MAX_PREALLOC: usize = 1024;
+
 /// Reads terms from the front of `input`.
 struct Decoder<'a> {
     input: &'a [u8],
@@ -317,10 +323,11 @@ impl<'a> Decoder<'a> {
         usize::try_from(u32::from_be_bytes(self.array()?)).map_err(|_| TermError::Truncated)
     }
 
-    /// Capacity for `count` elements of at least one byte each: never more
-    /// than the remaining input can hold.
+    /// Capacity to reserve for `count` elements of at least one byte each:
+    /// never more than the remaining input can hold, nor more than
+    /// [`MAX_PREALLOC`]; beyond that the vector grows as elements are read.
     fn capacity(&self, count: usize) -> usize {
-        count.min(self.input.len())
+        count.min(self.input.len()).min(MAX_PREALLOC)
     }
 
     fn term(&mut self, depth: usize) -> Result<Term, TermError> {
@@ -451,6 +458,23 @@ impl<'a> Decoder<'a> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_huge_headers_reserve_little() {
+        // 100 nested lists each announcing 2^32 - 1 elements, then NILs up to
+        // MAX_INFLATED_LEN, compressed to about a kilobyte.
+        let mut inner = [108, 255, 255, 255, 255].repeat(100);
+        inner.resize(MAX_INFLATED_LEN, NIL_EXT);
+        let decoder = Decoder { input: &inner[5..] };
+        assert_eq!(decoder.capacity(u32::MAX as usize), MAX_PREALLOC);
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut zlib, &inner).unwrap();
+        let mut bytes = vec![VERSION, COMPRESSED];
+        bytes.extend_from_slice(&(inner.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&zlib.finish().unwrap());
+        assert!(bytes.len() < 4096);
+        assert_eq!(decode(&bytes), Err(TermError::Truncated));
+    }
 
     fn round_trip(term: Term) {
         let bytes = encode(&term).unwrap();

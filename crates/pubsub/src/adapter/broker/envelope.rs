@@ -10,7 +10,7 @@
 //! into numbered chunks. Reassembly is bounded: a message whose chunks do not all arrive within
 //! [`REASSEMBLY_TIMEOUT`] is forgotten, and at most [`MAX_REASSEMBLY_BYTES`] wait at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,7 +19,8 @@ use tokio::time::Instant;
 /// How long the chunks of one message may take to arrive before the message is forgotten.
 pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Most bytes of incomplete messages kept at once; beyond that, new chunked messages are dropped.
+/// Most bytes of incomplete messages kept at once (pieces plus a small fixed cost per piece);
+/// a chunk that would go beyond is dropped with the rest of its message.
 pub const MAX_REASSEMBLY_BYTES: usize = 512 * 1024 * 1024;
 
 /// Most chunks one message may have.
@@ -166,18 +167,31 @@ pub fn open(message: Bytes) -> Result<Envelope, EnvelopeError> {
     }
 }
 
+/// What one stored piece costs beyond its bytes (its map entry), charged to the budget so that
+/// empty pieces are not free.
+const PIECE_OVERHEAD: usize = 64;
+
 struct Partial {
-    parts: Vec<Option<Bytes>>,
-    missing: u32,
+    /// The pieces received so far, by index. Filled as they come (no table sized by the announced
+    /// count), so a first chunk announcing [`MAX_CHUNKS`] pieces costs no more than any other.
+    parts: BTreeMap<u32, Bytes>,
+    count: u32,
+    /// What this message is charged: its pieces plus [`PIECE_OVERHEAD`] each.
     bytes: usize,
     started: Instant,
 }
 
 /// Puts chunked messages back together (one per receiving task; not shared).
-#[derive(Default)]
 pub struct Reassembler {
     partial: HashMap<(u64, u64), Partial>,
     bytes: usize,
+    budget: usize,
+}
+
+impl Default for Reassembler {
+    fn default() -> Self {
+        Self::with_budget(MAX_REASSEMBLY_BYTES)
+    }
 }
 
 impl Reassembler {
@@ -186,13 +200,24 @@ impl Reassembler {
         Self::default()
     }
 
-    /// Bytes of incomplete messages held.
+    fn with_budget(budget: usize) -> Self {
+        Reassembler {
+            partial: HashMap::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// Bytes held for incomplete messages (their pieces plus a small fixed cost per piece); never
+    /// more than [`MAX_REASSEMBLY_BYTES`].
     pub fn pending_bytes(&self) -> usize {
         self.bytes
     }
 
     /// Adds one chunk received at `now`; returns the whole frame once its last chunk arrived.
-    /// Incomplete messages older than [`REASSEMBLY_TIMEOUT`] are forgotten on the way.
+    /// Incomplete messages older than [`REASSEMBLY_TIMEOUT`] are forgotten on the way. A chunk
+    /// that would take the pending bytes over [`MAX_REASSEMBLY_BYTES`] is dropped together with
+    /// the rest of its message, which could never complete.
     pub fn push(
         &mut self,
         origin: u64,
@@ -206,45 +231,46 @@ impl Reassembler {
         if count == 1 {
             return Some(part);
         }
-        let key = (origin, id);
-        if !self.partial.contains_key(&key) {
-            if self.bytes + part.len() > MAX_REASSEMBLY_BYTES {
-                tracing::warn!(
-                    origin,
-                    id,
-                    pending_bytes = self.bytes,
-                    "too many incomplete chunked messages from other nodes; dropping a new one"
-                );
-                return None;
-            }
-            self.partial.insert(
-                key,
-                Partial {
-                    parts: vec![None; count as usize],
-                    missing: count,
-                    bytes: 0,
-                    started: now,
-                },
-            );
-        }
-        let entry = self.partial.get_mut(&key)?;
-        if entry.parts.len() != count as usize {
+        if index >= count {
             return None;
         }
-        let slot = entry.parts.get_mut(index as usize)?;
-        if slot.is_none() {
-            self.bytes += part.len();
-            entry.bytes += part.len();
-            entry.missing -= 1;
-            *slot = Some(part);
+        let key = (origin, id);
+        let conflicting = self
+            .partial
+            .get(&key)
+            .is_some_and(|entry| entry.count != count || entry.parts.contains_key(&index));
+        if conflicting {
+            return None;
         }
-        if entry.missing > 0 {
+        let cost = part.len() + PIECE_OVERHEAD;
+        if self.bytes + cost > self.budget {
+            if let Some(dropped) = self.partial.remove(&key) {
+                self.bytes -= dropped.bytes;
+            }
+            tracing::warn!(
+                origin,
+                id,
+                pending_bytes = self.bytes,
+                "too many incomplete chunked messages from other nodes; dropping one"
+            );
+            return None;
+        }
+        let entry = self.partial.entry(key).or_insert_with(|| Partial {
+            parts: BTreeMap::new(),
+            count,
+            bytes: 0,
+            started: now,
+        });
+        entry.parts.insert(index, part);
+        entry.bytes += cost;
+        self.bytes += cost;
+        if entry.parts.len() < count as usize {
             return None;
         }
         let done = self.partial.remove(&key)?;
         self.bytes -= done.bytes;
-        let mut frame = BytesMut::with_capacity(done.bytes);
-        for part in done.parts.into_iter().flatten() {
+        let mut frame = BytesMut::with_capacity(done.parts.values().map(Bytes::len).sum());
+        for part in done.parts.into_values() {
             frame.put_slice(&part);
         }
         Some(frame.freeze())
@@ -277,6 +303,46 @@ impl Reassembler {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_chunks_announcing_many_pieces_are_charged_to_the_budget() {
+        // Each 26-byte chunk used to allocate a table of MAX_CHUNKS slots (2 MiB) that the budget
+        // did not count: a few hundred of them held gigabytes.
+        let budget = 10 * PIECE_OVERHEAD;
+        let mut r = Reassembler::with_budget(budget);
+        let now = Instant::now();
+        for id in 0..1000 {
+            assert!(r.push(1, id, 0, MAX_CHUNKS, Bytes::new(), now).is_none());
+        }
+        assert_eq!(r.partial.len(), 10);
+        assert_eq!(r.pending_bytes(), budget);
+        // A message outgrowing the budget is dropped whole and its bytes given back.
+        let mut r = Reassembler::with_budget(3 * PIECE_OVERHEAD + 300);
+        let piece = Bytes::from(vec![0u8; 100]);
+        for index in 0..3 {
+            assert!(r.push(1, 7, index, 4, piece.clone(), now).is_none());
+        }
+        assert_eq!(r.pending_bytes(), 3 * PIECE_OVERHEAD + 300);
+        assert!(r.push(1, 7, 3, 4, piece, now).is_none());
+        assert_eq!(r.pending_bytes(), 0);
+        assert!(r.partial.is_empty());
+    }
+
+    #[test]
+    fn chunks_out_of_their_message_are_ignored() {
+        let mut r = Reassembler::new();
+        let now = Instant::now();
+        assert!(r.push(1, 1, 5, 2, Bytes::from_static(b"x"), now).is_none());
+        assert!(r.push(1, 1, 0, 2, Bytes::from_static(b"a"), now).is_none());
+        // Another count for the same message, or a duplicate, is ignored.
+        assert!(r.push(1, 1, 1, 3, Bytes::from_static(b"z"), now).is_none());
+        assert!(r.push(1, 1, 0, 2, Bytes::from_static(b"z"), now).is_none());
+        assert_eq!(
+            r.push(1, 1, 1, 2, Bytes::from_static(b"b"), now),
+            Some(Bytes::from_static(b"ab"))
+        );
+        assert_eq!(r.pending_bytes(), 0);
+    }
 
     #[test]
     fn small_frames_travel_whole_and_big_ones_in_chunks_that_reassemble() {
