@@ -13,6 +13,10 @@ cargo build --workspace --all-targets --locked
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== rustdoc of the library crates (warnings are errors; broker adapters included)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked \
+  -p channels-protocol -p channels -p pubsub -p tracker --features pubsub/redis,pubsub/nats
+
 if [ -f tests/js/package.json ]; then
   echo "== javascript suites (debug binaries built above)"
   (cd tests/js && node --test --test-concurrency=1 ./*.test.mjs)

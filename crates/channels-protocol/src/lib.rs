@@ -12,3 +12,8 @@
 
 pub mod codec;
 pub mod token;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -25,3 +25,8 @@ pub mod assets;
 pub mod presence;
 pub mod server;
 pub mod testing;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -52,6 +52,49 @@ pub enum PresenceError {
 }
 
 /// A presence registry on one tracker. Cheap to clone.
+///
+/// The usual channel: track its user in `after_join`, keep the [`Tracked`] guard in the channel
+/// (its drop is the leave), and push the [`list`](Presence::list) as `presence_state`; every member
+/// then receives `presence_diff` broadcasts as members come and go.
+///
+/// ```
+/// use std::sync::Arc;
+/// use channels::presence::{PRESENCE_STATE, Presence, Tracked};
+/// use channels::server::{Channel, ConnectInfo, Context, Endpoint, Params, Routes, StopReason};
+/// use serde_json::json;
+///
+/// struct Room { presence: Presence, tracked: Option<Tracked> }
+///
+/// #[async_trait::async_trait]
+/// impl Channel for Room {
+///     async fn after_join(&mut self, ctx: &mut Context<'_>) -> Result<(), StopReason> {
+///         let topic = ctx.topic().to_owned();
+///         let user = "alice"; // in an app: from ctx.assigns()
+///         let tracked = self.presence.track(&topic, user, json!({"online_at": 1_700_000_000}))
+///             .map_err(|error| StopReason::Error(error.to_string()))?;
+///         self.tracked = Some(tracked);
+///         ctx.push(PRESENCE_STATE, self.presence.list(&topic));
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let endpoint = Endpoint::new(pubsub::PubSub::new("node-a"), Default::default());
+/// let presence = Presence::start(endpoint.clone(), "presence", tracker::Options::default()).unwrap();
+/// let socket = Arc::new(Routes::new().route("room:*", move |_| {
+///     Box::new(Room { presence: presence.clone(), tracked: None })
+/// }));
+///
+/// let client = channels::testing::connect(&endpoint, socket, &Params::new(), ConnectInfo::default())
+///     .await
+///     .unwrap();
+/// let (_, room) = client.join("room:lobby", json!({})).await.unwrap();
+/// let state = room.assert_push("presence_state").await;
+/// assert_eq!(state["alice"]["metas"][0]["online_at"], 1_700_000_000);
+/// let diff = room.assert_push("presence_diff").await;
+/// assert!(diff["joins"]["alice"].is_object());
+/// # });
+/// ```
 #[derive(Clone)]
 pub struct Presence {
     tracker: Tracker,

@@ -138,8 +138,23 @@ mod tests {
         for id in [1, 2] {
             assert!(html.contains(&format!("value=\"{id}\"")), "{html}");
         }
-        assert!(html.contains("size-container__entry--level-low\">1</button>"));
-        assert!(html.contains("size-container__entry--level-out\" disabled>2</button>"));
+        let button = |id: u32| {
+            html.split("<button")
+                .find(|b| b.contains(&format!("value=\"{id}\"")))
+                .unwrap_or_else(|| panic!("no button for item {id}: {html}"))
+                .split("</button>")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let low = button(1);
+        assert!(low.contains("size-container__entry--level-low\""), "{low}");
+        assert!(low.contains(", last few\""), "its name says the level: {low}");
+        assert!(!low.contains(" disabled"), "{low}");
+        let out = button(2);
+        assert!(out.contains("size-container__entry--level-out\""), "{out}");
+        assert!(out.contains(", sold out\""), "{out}");
+        assert!(out.contains(" disabled>"), "{out}");
         assert_eq!(html.matches("size-container__entry ").count(), 2);
     }
 

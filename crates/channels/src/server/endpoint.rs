@@ -195,6 +195,40 @@ impl DrainSignal {
 }
 
 /// Shared by every connection of a server. Cheap to clone.
+///
+/// Phoenix's `MyAppWeb.Endpoint` as far as channels go: it is built on a pubsub (local, or a
+/// cluster through Redis or NATS), every socket is mounted with it, and anything in the
+/// application — a controller, a background job — broadcasts through it
+/// (`Endpoint.broadcast/3`) or closes a user's sockets ([`disconnect`](Endpoint::disconnect)).
+///
+/// ```
+/// use std::sync::Arc;
+/// use channels::codec::OutPayload;
+/// use channels::server::transport::{Transports, socket_router};
+/// use channels::server::{Channel, ConnectInfo, Endpoint, EndpointConfig, Params, Routes, to_object};
+/// use serde_json::json;
+///
+/// struct Room;
+/// impl Channel for Room {}
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let endpoint = Endpoint::new(pubsub::PubSub::new("node-a"), EndpointConfig::default());
+/// let socket = Arc::new(Routes::new().route("room:*", |_| Box::new(Room)));
+///
+/// // Mounted in the app: ws://…/socket/websocket and /socket/longpoll.
+/// let app: axum::Router =
+///     axum::Router::new().nest("/socket", socket_router(endpoint.clone(), socket.clone(), Transports::all()));
+///
+/// // From anywhere in the application: every client joined to the topic, on every node.
+/// let client = channels::testing::connect(&endpoint, socket, &Params::new(), ConnectInfo::default())
+///     .await
+///     .unwrap();
+/// let (_, room) = client.join("room:lobby", json!({})).await.unwrap();
+/// endpoint.broadcast("room:lobby", "announcement", &to_object(&json!({"text": "hi"})).into());
+/// assert_eq!(room.assert_push("announcement").await, json!({"text": "hi"}));
+/// # let _ = (app, OutPayload::empty());
+/// # });
+/// ```
 #[derive(Clone)]
 pub struct Endpoint {
     inner: Arc<Inner>,

@@ -90,6 +90,58 @@ impl std::fmt::Debug for Assigns {
 }
 
 /// A kind of connection an application accepts (Phoenix's `UserSocket`).
+///
+/// A socket that opens only with a signed token (Phoenix's `connect/3` with
+/// `Phoenix.Token.verify`), names its connections after their user (`id/1`), and routes `room:*`
+/// to a channel:
+///
+/// ```
+/// use std::sync::Arc;
+/// use channels::server::{Assigns, Channel, ConnectError, ConnectInfo, Params, Routes, Socket};
+/// use channels::token::{MaxAge, Signer};
+///
+/// struct UserId(String);
+///
+/// struct UserSocket {
+///     signer: Signer,
+///     routes: Routes,
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Socket for UserSocket {
+///     async fn connect(&self, params: &Params, _info: &ConnectInfo) -> Result<Assigns, ConnectError> {
+///         let token = params.get("token").map(String::as_str);
+///         match self.signer.verify_string(token, Some(MaxAge::Seconds(86_400))) {
+///             Ok(user_id) => Ok(Assigns::new(UserId(user_id))),
+///             Err(error) => Err(ConnectError::new(format!("user socket: {error}"))),
+///         }
+///     }
+///
+///     fn id(&self, assigns: &Assigns) -> Option<String> {
+///         assigns.get::<UserId>().map(|user| format!("user_socket:{}", user.0))
+///     }
+///
+///     fn channel(&self, topic: &str) -> Option<Box<dyn Channel>> {
+///         self.routes.channel(topic)
+///     }
+/// }
+///
+/// # struct Room;
+/// # impl Channel for Room {}
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let signer = Signer::new("a secret_key_base of at least 20 bytes", "user socket").unwrap();
+/// let socket = Arc::new(UserSocket {
+///     signer: signer.clone(),
+///     routes: Routes::new().route("room:*", |_| Box::new(Room)),
+/// });
+///
+/// let endpoint = channels::server::Endpoint::new(pubsub::PubSub::new("test"), Default::default());
+/// let with_token = Params::from([("token".to_owned(), signer.sign_string("42").unwrap())]);
+/// let info = ConnectInfo::default();
+/// assert!(channels::testing::connect(&endpoint, socket.clone(), &with_token, info.clone()).await.is_ok());
+/// assert!(channels::testing::connect(&endpoint, socket, &Params::new(), info).await.is_err());
+/// # });
+/// ```
 #[async_trait]
 pub trait Socket: Send + Sync + 'static {
     /// Accepts or refuses a connection. Refusals become HTTP 403 and a log line with the reason.
