@@ -8,10 +8,10 @@
 //!
 //! | topic | channel |
 //! |---|---|
-//! | `ping` | [`PingChannel`](crate::ping_channel::PingChannel) |
-//! | `tracked` | [`TrackedChannel`](crate::tracked_channel::TrackedChannel) |
+//! | `ping` | [`PingChannel`] |
+//! | `tracked` | [`TrackedChannel`] |
 //! | `user:*` | [`AuthChannel`] |
-//! | `recurring` | [`RecurringChannel`](crate::recurring_channel::RecurringChannel) |
+//! | `recurring` | [`RecurringChannel`] |
 
 use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
