@@ -211,6 +211,22 @@ fn describe_metrics() {
             "Cart operations by op and result.",
         ),
         ("store_checkouts_total", "Checkouts by outcome."),
+        (
+            "store_cart_joins_refused_total",
+            "Cart channel joins refused for bad or oversized params.",
+        ),
+        (
+            "store_client_errors_total",
+            "Requests refused for a client's bad input, by kind (their log lines are rate-limited).",
+        ),
+        (
+            "store_admin_login_failures_total",
+            "Failed admin logins (wrong user or password).",
+        ),
+        (
+            "store_admin_login_throttled_total",
+            "Admin logins refused with 429 because the address failed too often.",
+        ),
     ] {
         describe_counter!(name, help);
     }
