@@ -34,6 +34,8 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod db;
+pub mod fragments;
+pub mod headers;
 pub mod inventory;
 pub mod level;
 pub mod listener;

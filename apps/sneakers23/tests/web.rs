@@ -575,9 +575,9 @@ async fn the_control_api_needs_the_token_and_acts_through_the_node() {
     let state = t.node.state();
     let refused = raw_request(t.addr(), "POST", "/ops/release/1", None, None, &[]).await;
     assert_eq!(refused.status, 401);
-    let client =
-        sneakers23::control::ControlClient::new(&format!("http://{}", t.addr()), &state.ops_token)
-            .expect("client");
+    let token = sneakers23::tokens::ops_token(&t.secret_key_base);
+    let client = sneakers23::control::ControlClient::new(&format!("http://{}", t.addr()), &token)
+        .expect("client");
     let released = client
         .post(&format!("/ops/release/{}", t.fx.p1))
         .await

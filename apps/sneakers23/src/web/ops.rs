@@ -18,6 +18,7 @@
 //! 409 (nothing left to sell), 503 (database unavailable) or 500.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
@@ -31,24 +32,49 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::AppState;
+use channels::presence::Presence;
+
 use crate::db::DbError;
+use crate::inventory::Inventory;
 use crate::model::{ItemId, ProductId};
 use crate::reducer::{self, ReducerOptions, ReducerReport};
 use crate::sockets::CART_TRACKER_TOPIC;
+use crate::tokens::ops_token;
 
 /// Most units one `sell` request may sell.
 pub const MAX_UNITS_PER_REQUEST: u32 = 100_000;
 
+/// What the control API acts on, and the token it requires. Cheap to clone.
+#[derive(Clone)]
+pub struct ControlState {
+    inventory: Inventory,
+    cart_tracker: Presence,
+    /// Bearer token of the control API, derived from the secret.
+    token: Arc<str>,
+}
+
+impl ControlState {
+    /// The control API over `inventory` and `cart_tracker`, answering the token derived from
+    /// `secret_key_base` (see [`crate::tokens::ops_token`]).
+    pub fn new(inventory: Inventory, cart_tracker: Presence, secret_key_base: &str) -> Self {
+        Self {
+            inventory,
+            cart_tracker,
+            token: Arc::from(ops_token(secret_key_base)),
+        }
+    }
+}
+
 /// The control routes, behind the loopback + token check.
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/ops/release/{product_id}", post(release))
         .route("/ops/sell/{item_id}", post(sell))
         .route("/ops/sell-random-until-gone", post(sell_random_until_gone))
         .route("/ops/presence", get(presence))
         .route("/ops/inventory", get(inventory))
-        .layer(from_fn_with_state(state, authorize))
+        .layer(from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -66,7 +92,7 @@ fn db_error(e: &DbError) -> Response {
 }
 
 /// Refuses anything but a loopback client presenting the control token.
-async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn authorize(State(state): State<ControlState>, request: Request, next: Next) -> Response {
     let loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -83,7 +109,7 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !bool::from(given.as_bytes().ct_eq(state.ops_token.as_bytes())) {
+    if !bool::from(given.as_bytes().ct_eq(state.token.as_bytes())) {
         return error(
             StatusCode::UNAUTHORIZED,
             "wrong or missing control token: give the CLI the node's SECRET_KEY_BASE \
@@ -93,7 +119,7 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
     next.run(request).await
 }
 
-async fn release(State(state): State<AppState>, Path(product_id): Path<ProductId>) -> Response {
+async fn release(State(state): State<ControlState>, Path(product_id): Path<ProductId>) -> Response {
     match state.inventory.release(product_id).await {
         Ok(()) => Json(json!({ "released": product_id })).into_response(),
         Err(e) => db_error(&e),
@@ -121,11 +147,11 @@ pub struct SellReport {
 }
 
 async fn sell(
-    State(state): State<AppState>,
+    State(state): State<ControlState>,
     Path(item_id): Path<ItemId>,
     Query(query): Query<SellQuery>,
 ) -> Response {
-    let available = |state: &AppState| state.inventory.snapshot().available_count(item_id);
+    let available = |state: &ControlState| state.inventory.snapshot().available_count(item_id);
     let units = match query.leave {
         Some(leave) => u32::try_from(available(&state))
             .unwrap_or(0)
@@ -171,7 +197,7 @@ fn report_json(report: &ReducerReport) -> Value {
 }
 
 async fn sell_random_until_gone(
-    State(state): State<AppState>,
+    State(state): State<ControlState>,
     Query(query): Query<ReducerQuery>,
 ) -> Response {
     let defaults = ReducerOptions::default();
@@ -209,7 +235,7 @@ async fn sell_random_until_gone(
         .into_response()
 }
 
-async fn presence(State(state): State<AppState>) -> Response {
+async fn presence(State(state): State<ControlState>) -> Response {
     let list = state.cart_tracker.list(CART_TRACKER_TOPIC);
     (
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -218,7 +244,7 @@ async fn presence(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn inventory(State(state): State<AppState>) -> Response {
+async fn inventory(State(state): State<ControlState>) -> Response {
     let snapshot = state.inventory.snapshot();
     let products: Vec<Value> = snapshot
         .products()
