@@ -53,7 +53,7 @@ pub fn watch(
             gauge(now);
             if now && !connected {
                 tracing::info!(
-                    adapter = pubsub.adapter_kind(),
+                    adapter = %pubsub.adapter_kind(),
                     "broker back: reloading the inventory and catching this node's clients up"
                 );
                 resync(&inventory, &endpoint, notifier.as_ref()).await;

@@ -347,12 +347,12 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let db = open_database(&config).await?;
 
     let pubsub = pubsub::connect(&config.node_name, config.pubsub_url.as_deref())?;
-    if pubsub.adapter_kind() != "local" {
+    if !pubsub.adapter_kind().is_single_node() {
         if pubsub.wait_connected(BROKER_START_WAIT).await {
-            tracing::info!(adapter = pubsub.adapter_kind(), node = %config.node_name, "pubsub broker connected");
+            tracing::info!(adapter = %pubsub.adapter_kind(), node = %config.node_name, "pubsub broker connected");
         } else {
             tracing::warn!(
-                adapter = pubsub.adapter_kind(),
+                adapter = %pubsub.adapter_kind(),
                 status = %pubsub.adapter_status(),
                 "pubsub broker unreachable; serving this node's clients alone until it answers"
             );

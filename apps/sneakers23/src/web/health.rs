@@ -114,7 +114,7 @@ pub async fn health(State(state): State<HealthState>) -> Response {
         "products": snapshot.product_count(),
         "draining": state.endpoint.is_draining(),
         "cluster": {
-            "adapter": state.endpoint.pubsub().adapter_kind(),
+            "adapter": state.endpoint.pubsub().adapter_kind().as_str(),
             "connected": pubsub_ok,
             "nodes": nodes,
             "frames_sent": stats.frames_sent,
