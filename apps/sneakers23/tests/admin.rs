@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use channels::token::{Signer, Term};
+use channels::token::{Signer, Term, now_ms};
 use common::Backend;
 use common::admin::{
     DashboardMirror, PresenceMirror, admin_page, admin_socket, admin_socket_with, admin_token_of,
@@ -609,12 +609,4 @@ async fn dashboard_counts_equal_a_recount_of_the_tracker_list() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Wall-clock Unix time in milliseconds (the clock tokens are signed with).
-fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in i64")
 }

@@ -41,7 +41,7 @@ pub mod page;
 pub mod socket;
 
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -49,7 +49,7 @@ use channels::codec::OutPayload;
 use channels::presence::{DiffSubscriber, Presence};
 use channels::server::transport::{Transports, socket_router};
 use channels::server::{Endpoint, to_object};
-use channels::token::{KeyError, Signer};
+use channels::token::{KeyError, Signer, now_ms};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -237,13 +237,6 @@ impl Dashboard {
 /// The signer of admin tokens for `secret_key_base`.
 pub fn admin_signer(secret_key_base: &str) -> Result<Signer, KeyError> {
     Signer::new(secret_key_base, ADMIN_TOKEN_SALT)
-}
-
-/// Wall-clock Unix time in milliseconds.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// What the admin routes share. Cheap to clone. Built by [`AdminState::new`], which fails
