@@ -33,6 +33,7 @@ pub mod checkout;
 pub mod cluster;
 pub mod config;
 pub mod control;
+pub mod control_api;
 pub mod db;
 pub mod fragments;
 pub mod headers;

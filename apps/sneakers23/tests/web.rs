@@ -628,6 +628,58 @@ async fn the_control_api_needs_the_token_and_acts_through_the_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_control_client_reads_every_answer_of_the_node() {
+    use sneakers23::control::ReducerAnswer;
+    use sneakers23::control_api::{ReducerQuery, SellQuery};
+    let t = TestNode::start(SQLITE, false).await;
+    let token = sneakers23::tokens::ops_token(&t.secret_key_base);
+    let client = sneakers23::control::ControlClient::new(&format!("http://{}", t.addr()), &token)
+        .expect("client");
+    let released = client.release(t.fx.p2).await.expect("release");
+    assert_eq!(released.released, t.fx.p2);
+    let sold = client
+        .sell(
+            t.fx.i2,
+            SellQuery {
+                units: Some(1),
+                leave: None,
+            },
+        )
+        .await
+        .expect("sell");
+    assert_eq!((sold.item_id, sold.sold, sold.available), (t.fx.i2, 1, 1));
+    let inventory = client.inventory().await.expect("inventory");
+    let p2 = inventory
+        .products
+        .iter()
+        .find(|p| p.id == t.fx.p2)
+        .expect("p2 listed");
+    assert!(p2.released);
+    let i2 = inventory
+        .products
+        .iter()
+        .flat_map(|p| &p.items)
+        .find(|i| i.id == t.fx.i2)
+        .expect("i2 listed");
+    assert_eq!(i2.available_count, 1);
+    let started = client
+        .sell_random_until_gone(ReducerQuery {
+            per_tick: Some(5),
+            tick_ms: Some(1),
+            wait: false,
+        })
+        .await
+        .expect("reducer started");
+    assert!(
+        matches!(started, ReducerAnswer::Started(s) if s.started && s.per_tick == 5 && s.tick_ms == 1),
+        "{started:?}"
+    );
+    let refused = client.sell(999, SellQuery::default()).await;
+    assert!(refused.is_err(), "{refused:?}");
+    t.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_while_the_database_is_down_serves_once_it_is_back() {
     let db = TestDb::new(Backend::Postgres).await;
     let fx = insert_fixture(&db.db, true).await;
