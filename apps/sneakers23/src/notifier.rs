@@ -17,9 +17,8 @@ use channels::server::{Endpoint, to_object};
 use serde_json::json;
 
 use crate::fragments::size_selector_html;
-use crate::inventory::{CompleteProduct, InventoryNotifier, StockChange};
+use crate::inventory::{CompleteProduct, InventoryNotifier, ReplicationEvent, StockChange};
 use crate::model::{ItemId, ProductId};
-use crate::replication::ReplicationEvent;
 
 /// Event carrying a released product's size selector.
 pub const RELEASED: &str = "released";
