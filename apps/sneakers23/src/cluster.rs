@@ -30,11 +30,11 @@ use pubsub::{AdapterStatus, PubSub};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use crate::fragments::size_selector_html;
 use crate::inventory::Inventory;
 use crate::inventory::{InventoryNotifier, InventorySnapshot, StockChange};
 use crate::level::AvailabilityLevel;
 use crate::notifier::{RELEASED, STOCK_CHANGE, product_topic};
-use crate::web::views::size_selector_html;
 
 /// Follows `pubsub`'s adapter status for as long as the task runs (abort it on shutdown); see the
 /// module docs.
@@ -53,7 +53,7 @@ pub fn watch(
             gauge(now);
             if now && !connected {
                 tracing::info!(
-                    adapter = pubsub.adapter_kind(),
+                    adapter = %pubsub.adapter_kind(),
                     "broker back: reloading the inventory and catching this node's clients up"
                 );
                 resync(&inventory, &endpoint, notifier.as_ref()).await;

@@ -1,4 +1,5 @@
-//! The operator CLI's side of the node control API ([`crate::web::ops`]).
+//! The operator CLI's side of the node control API ([`crate::web::ops`]), with the messages
+//! typed in [`crate::control_api`].
 //!
 //! A deliberately small HTTP/1.1 client: the API is on loopback, the requests carry no body,
 //! and the answers are small JSON documents, so one request per connection
@@ -8,14 +9,30 @@
 //! # async fn demo() -> Result<(), sneakers23::control::ControlError> {
 //! use sneakers23::control::ControlClient;
 //! let client = ControlClient::new("http://127.0.0.1:4000", "the-ops-token")?;
-//! let answer = client.post("/ops/release/2").await?;
-//! assert_eq!(answer["released"], 2);
+//! let answer = client.release(2).await?;
+//! assert_eq!(answer.released, 2);
 //! # Ok(()) }
 //! ```
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::control_api::{
+    INVENTORY_PATH, InventoryReport, PRESENCE_PATH, ReducerDone, ReducerQuery, ReducerStarted,
+    Released, SELL_RANDOM_UNTIL_GONE_PATH, SellQuery, SellReport, release_path, sell_path,
+};
+use crate::model::{ItemId, ProductId};
+
+/// What the random seller answered: started in the background, or run to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReducerAnswer {
+    /// Started (the request did not wait).
+    Started(ReducerStarted),
+    /// Done (the request waited), with its report.
+    Done(ReducerDone),
+}
 
 /// Default URL of the node the CLI talks to.
 pub const DEFAULT_NODE_URL: &str = "http://127.0.0.1:4000";
@@ -89,6 +106,60 @@ impl ControlClient {
                 .to_owned(),
             port,
             token: token.to_owned(),
+        })
+    }
+
+    /// Releases a product.
+    pub async fn release(&self, product_id: ProductId) -> Result<Released, ControlError> {
+        let path = release_path(product_id);
+        self.typed("POST", &path).await
+    }
+
+    /// Sells units of an item as `query` says.
+    pub async fn sell(
+        &self,
+        item_id: ItemId,
+        query: SellQuery,
+    ) -> Result<SellReport, ControlError> {
+        let path = format!("{}?{}", sell_path(item_id), query.to_query());
+        self.typed("POST", &path).await
+    }
+
+    /// Starts the random seller, or with `query.wait` runs it to the end and returns its
+    /// report.
+    pub async fn sell_random_until_gone(
+        &self,
+        query: ReducerQuery,
+    ) -> Result<ReducerAnswer, ControlError> {
+        let path = format!("{SELL_RANDOM_UNTIL_GONE_PATH}?{}", query.to_query());
+        if query.wait {
+            self.typed("POST", &path).await.map(ReducerAnswer::Done)
+        } else {
+            self.typed("POST", &path).await.map(ReducerAnswer::Started)
+        }
+    }
+
+    /// The CartTracker's presence list (Phoenix's `list` JSON).
+    pub async fn presence(&self) -> Result<Value, ControlError> {
+        self.get(PRESENCE_PATH).await
+    }
+
+    /// The node's inventory cache.
+    pub async fn inventory(&self) -> Result<InventoryReport, ControlError> {
+        self.typed("GET", INVENTORY_PATH).await
+    }
+
+    /// `method path`, its JSON answer read as `T`.
+    async fn typed<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Result<T, ControlError> {
+        let json = self.request(method, path).await?;
+        serde_json::from_value(json).map_err(|error| ControlError::Protocol {
+            url: self.url.clone(),
+            path: path.to_owned(),
+            reason: format!("unexpected answer: {error}"),
         })
     }
 

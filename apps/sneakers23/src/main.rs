@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use serde_json::Value;
 use sneakers23::config::{self, Env};
-use sneakers23::control::{ControlClient, DEFAULT_NODE_URL};
+use sneakers23::control::{ControlClient, DEFAULT_NODE_URL, ReducerAnswer};
+use sneakers23::control_api::{InventoryReport, ReducerQuery, SellQuery};
 use sneakers23::db::{self, Db, DbOptions};
 use sneakers23::node::{self, NodeConfig};
 use sneakers23::{cart, seed, tokens};
@@ -467,9 +467,7 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(products = inserted.len(), items, "database seeded");
         }
         Command::Release { product_id, node } => {
-            node.client()?
-                .post(&format!("/ops/release/{product_id}"))
-                .await?;
+            node.client()?.release(product_id).await?;
             println!("product {product_id} released");
         }
         Command::Sell {
@@ -479,16 +477,19 @@ async fn run() -> anyhow::Result<()> {
             node,
         } => {
             let query = match leave {
-                Some(leave) => format!("leave={leave}"),
-                None => format!("units={units}"),
+                Some(leave) => SellQuery {
+                    units: None,
+                    leave: Some(leave),
+                },
+                None => SellQuery {
+                    units: Some(units),
+                    leave: None,
+                },
             };
-            let report = node
-                .client()?
-                .post(&format!("/ops/sell/{item_id}?{query}"))
-                .await?;
+            let report = node.client()?.sell(item_id, query).await?;
             println!(
                 "sold {} unit(s) of item {item_id}; {} left",
-                report["sold"], report["available"]
+                report.sold, report.available
             );
         }
         Command::SellRandomUntilGone {
@@ -497,16 +498,16 @@ async fn run() -> anyhow::Result<()> {
             wait,
             node,
         } => {
-            let answer = node
-                .client()?
-                .post(&format!(
-                    "/ops/sell-random-until-gone?per_tick={per_tick}&tick_ms={tick_ms}&wait={wait}"
-                ))
-                .await?;
-            if wait {
+            let query = ReducerQuery {
+                per_tick: Some(per_tick),
+                tick_ms: Some(tick_ms),
+                wait,
+            };
+            let answer = node.client()?.sell_random_until_gone(query).await?;
+            if let ReducerAnswer::Done(done) = answer {
                 println!(
                     "sold out! {} unit(s) sold in {} tick(s)",
-                    answer["sold"], answer["ticks"]
+                    done.sold, done.ticks
                 );
             } else {
                 println!(
@@ -517,11 +518,11 @@ async fn run() -> anyhow::Result<()> {
         Command::Presence {
             command: PresenceCommand::List { node },
         } => {
-            let list = node.client()?.get("/ops/presence").await?;
+            let list = node.client()?.presence().await?;
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         Command::Inventory { json, node } => {
-            let inventory = node.client()?.get("/ops/inventory").await?;
+            let inventory = node.client()?.inventory().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&inventory)?);
             } else {
@@ -615,29 +616,21 @@ async fn shutdown_signal() {
     }
 }
 
-fn print_inventory(inventory: &Value) {
-    let products = inventory["products"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for product in products {
-        let state = if product["released"].as_bool().unwrap_or(false) {
+fn print_inventory(inventory: &InventoryReport) {
+    for product in &inventory.products {
+        let state = if product.released {
             "released"
         } else {
             "coming soon"
         };
-        println!(
-            "product {} {} ({state})",
-            product["id"],
-            product["name"].as_str().unwrap_or_default()
-        );
-        for item in product["items"].as_array().cloned().unwrap_or_default() {
+        println!("product {} {} ({state})", product.id, product.name);
+        for item in &product.items {
             println!(
                 "  item {:>3}  size {:>4}  {:>5} left  {}",
-                item["id"].to_string(),
-                item["size"].as_str().unwrap_or_default(),
-                item["available_count"].to_string(),
-                item["level"].as_str().unwrap_or_default()
+                item.id.to_string(),
+                item.size,
+                item.available_count.to_string(),
+                item.level.as_str()
             );
         }
     }

@@ -42,6 +42,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::admin::{self, AdminState, Dashboard};
 use crate::config::{AdminCredentials, ConfigError, Env};
 use crate::db::{Db, DbError, DbOptions, redact_url};
 use crate::inventory::Inventory;
@@ -50,9 +51,11 @@ use crate::notifier::ChannelNotifier;
 use crate::replication::Replication;
 use crate::seed;
 use crate::sockets::{CART_TRACKER_NAME, CART_TRACKER_TOPIC};
-use crate::tokens::{CartTokens, ops_token};
+use crate::tokens::CartTokens;
+use crate::web::health::{self, HealthState};
+use crate::web::ops::{self, ControlState};
 use crate::web::session::SessionKeys;
-use crate::web::{self, AppState};
+use crate::web::{self, ShopState};
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -220,12 +223,30 @@ pub enum NodeError {
     },
 }
 
+/// The long-lived parts a started node runs on, for its owner (the CLI, tests, benchmarks):
+/// each area's state holds clones of the ones it needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// This node's inventory cache and its write operations.
+    pub inventory: Inventory,
+    /// The database.
+    pub db: Db,
+    /// The channels endpoint: broadcasts, pubsub, drain.
+    pub endpoint: Endpoint,
+    /// The CartTracker presence (topic [`CART_TRACKER_TOPIC`]).
+    pub cart_tracker: Presence,
+    /// The admin dashboard's live aggregate of the CartTracker.
+    pub dashboard: Dashboard,
+    /// Signs and verifies serialized carts.
+    pub cart_signer: Arc<CartTokens>,
+}
+
 /// A running node.
 pub struct Node {
     addr: SocketAddr,
     ops_addr: Option<SocketAddr>,
     ops_server: Option<JoinHandle<std::io::Result<()>>>,
-    state: AppState,
+    state: Services,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     replication: JoinHandle<()>,
@@ -253,8 +274,8 @@ impl Node {
         self.ops_addr
     }
 
-    /// The shared state (inventory, endpoint, CartTracker…).
-    pub fn state(&self) -> &AppState {
+    /// The parts the node runs on (inventory, endpoint, CartTracker…).
+    pub fn state(&self) -> &Services {
         &self.state
     }
 
@@ -321,17 +342,17 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     }
     let cart_signer = Arc::new(CartTokens::new(&config.secret_key_base)?);
     let sessions = SessionKeys::new(&config.secret_key_base, config.cookie_secure)?;
-    let metrics = web::health::install_metrics();
+    let metrics = health::install_metrics();
 
     let db = open_database(&config).await?;
 
     let pubsub = pubsub::connect(&config.node_name, config.pubsub_url.as_deref())?;
-    if pubsub.adapter_kind() != "local" {
+    if !pubsub.adapter_kind().is_single_node() {
         if pubsub.wait_connected(BROKER_START_WAIT).await {
-            tracing::info!(adapter = pubsub.adapter_kind(), node = %config.node_name, "pubsub broker connected");
+            tracing::info!(adapter = %pubsub.adapter_kind(), node = %config.node_name, "pubsub broker connected");
         } else {
             tracing::warn!(
-                adapter = pubsub.adapter_kind(),
+                adapter = %pubsub.adapter_kind(),
                 status = %pubsub.adapter_status(),
                 "pubsub broker unreachable; serving this node's clients alone until it answers"
             );
@@ -346,7 +367,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         },
     );
     // The dashboard observes the CartTracker from its first diff (see `crate::admin`).
-    let dashboard = crate::admin::Dashboard::new();
+    let dashboard = Dashboard::new();
     let cart_tracker = Presence::builder(endpoint.clone(), CART_TRACKER_NAME)
         .options(config.tracker.clone())
         .subscribe(CART_TRACKER_TOPIC, dashboard.observer())
@@ -367,24 +388,51 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let catalog = inventory.clone();
     dashboard.spawn_publisher(endpoint.clone(), move || catalog.snapshot());
 
-    let state = AppState {
+    // Each area gets its own state; the secret keys their signers here and is not kept.
+    let shop = ShopState {
+        inventory: inventory.clone(),
+        db: db.clone(),
+        endpoint: endpoint.clone(),
+        cart_tracker: cart_tracker.clone(),
+        cart_signer: cart_signer.clone(),
+        sessions,
+        max_cart_items: config.max_cart_items,
+    };
+    let admin = AdminState::new(
+        inventory.clone(),
+        endpoint.clone(),
+        cart_tracker.clone(),
+        dashboard.clone(),
+        config.admin.clone(),
+        &config.secret_key_base,
+    )?;
+    let control = ControlState::new(
+        inventory.clone(),
+        cart_tracker.clone(),
+        &config.secret_key_base,
+    );
+    let health = HealthState {
+        db: db.clone(),
+        endpoint: endpoint.clone(),
+        inventory: inventory.clone(),
+        cart_tracker: cart_tracker.clone(),
+        metrics,
+    };
+    let state = Services {
         inventory,
         db,
         endpoint,
         cart_tracker,
         dashboard,
         cart_signer,
-        sessions,
-        secret_key_base: Arc::from(config.secret_key_base.as_str()),
-        admin: Arc::new(config.admin.clone()),
-        admin_logins: Arc::default(),
-        env: config.env,
-        max_cart_items: config.max_cart_items,
-        ops_token: Arc::from(ops_token(&config.secret_key_base)),
-        metrics,
     };
     let ops_apart = config.limits.ops_listen.is_some();
-    let app = web::router(state.clone(), !ops_apart);
+    let mut app = web::router(shop)
+        .merge(ops::router(control))
+        .merge(admin::router(admin));
+    if !ops_apart {
+        app = app.merge(health::router(health.clone()));
+    }
     raise_open_file_limit();
     let listener = listen(config.listen).map_err(|cause| NodeError::Bind {
         addr: config.listen,
@@ -405,7 +453,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
             let ops_addr = listener
                 .local_addr()
                 .map_err(|cause| NodeError::Bind { addr: ops, cause })?;
-            let router = web::ops_router(state.clone());
+            let router = health::router(health);
             let limits = connection_limits.clone();
             let server = tokio::spawn(crate::server::serve(
                 FdLimitListener::new(listener),

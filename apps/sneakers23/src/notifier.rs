@@ -16,10 +16,9 @@ use channels::codec::OutPayload;
 use channels::server::{Endpoint, to_object};
 use serde_json::json;
 
-use crate::inventory::{CompleteProduct, InventoryNotifier, StockChange};
+use crate::fragments::size_selector_html;
+use crate::inventory::{CompleteProduct, InventoryNotifier, ReplicationEvent, StockChange};
 use crate::model::{ItemId, ProductId};
-use crate::replication::ReplicationEvent;
-use crate::web::views::size_selector_html;
 
 /// Event carrying a released product's size selector.
 pub const RELEASED: &str = "released";

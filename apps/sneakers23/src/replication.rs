@@ -28,14 +28,12 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use pubsub::{Closed, Inbox, Mailbox, PubSub};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+pub use crate::inventory::ReplicationEvent;
 use crate::inventory::{Inventory, ReplicationSink};
-use crate::model::{ItemId, ProductId};
 
 /// The cluster-wide topic replication events travel on.
 pub const REPLICATION_TOPIC: &str = "inventory_replication";
@@ -45,35 +43,6 @@ const MAILBOX_CAPACITY: usize = 16_384;
 
 /// At most this many replicated events are applied at once (each re-reads the database).
 const MAX_CONCURRENT_APPLIES: usize = 32;
-
-/// An inventory change made on one node that the other nodes apply to their caches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum ReplicationEvent {
-    /// A product was released.
-    Release {
-        /// The product.
-        product_id: ProductId,
-    },
-    /// At least one unit of an item was sold.
-    ItemSold {
-        /// The item.
-        item_id: ItemId,
-    },
-}
-
-impl ReplicationEvent {
-    /// The wire form of the event.
-    pub fn encode(&self) -> Bytes {
-        // Serializing a fieldless-string, integer-only enum cannot fail.
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    /// Parses the wire form.
-    pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(payload)
-    }
-}
 
 /// This node's end of inventory replication over pubsub: a sink that publishes events and a
 /// listener ([`Replication::run`]) that applies the other nodes' events.
@@ -175,38 +144,5 @@ impl ReplicationSink for Replication {
         self.shared
             .pubsub
             .broadcast_from(&mailbox, REPLICATION_TOPIC, event.encode());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_round_trip_compactly() -> Result<(), serde_json::Error> {
-        for event in [
-            ReplicationEvent::Release { product_id: 2 },
-            ReplicationEvent::ItemSold { item_id: 26 },
-        ] {
-            assert_eq!(ReplicationEvent::decode(&event.encode())?, event);
-        }
-        assert_eq!(
-            &ReplicationEvent::ItemSold { item_id: 7 }.encode()[..],
-            br#"{"event":"item_sold","item_id":7}"#
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn garbage_does_not_decode() {
-        for garbage in [
-            &b""[..],
-            b"\xff\xfe",
-            b"{}",
-            br#"{"event":"explode","item_id":1}"#,
-            br#"{"event":"item_sold","item_id":"x"}"#,
-        ] {
-            assert!(ReplicationEvent::decode(garbage).is_err());
-        }
     }
 }

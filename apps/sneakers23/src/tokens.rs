@@ -8,9 +8,7 @@
 //!
 //! The session cookie has its own signer in [`crate::web::session`].
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use channels::token::{KeyError, MaxAge, Signer, Term, derive_key};
+use channels::token::{KeyError, MaxAge, Signer, Term, derive_key, now_ms};
 
 use crate::cart::{CART_TOKEN_MAX_AGE, CART_TOKEN_SALT, CartSigner};
 use crate::model::ItemId;
@@ -35,12 +33,6 @@ impl CartTokens {
 
 fn max_age_secs() -> i64 {
     i64::try_from(CART_TOKEN_MAX_AGE.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl CartSigner for CartTokens {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use channels::token::{Signer, Term};
+use channels::token::{Signer, Term, now_ms};
 use common::Backend;
 use common::admin::{
     DashboardMirror, PresenceMirror, admin_page, admin_socket, admin_socket_with, admin_token_of,
@@ -68,7 +68,7 @@ async fn admin_page_requires_basic_credentials() {
     // Each load signs its own token: it verifies as the admin's, and a load in a later
     // millisecond carries a different one. (A Phoenix.Token is `{data, signed_at_ms, max_age}`:
     // two loads within one millisecond may embed the same token, which grants nothing more.)
-    let secret = t.node.state().secret_key_base.to_string();
+    let secret = t.secret_key_base.clone();
     let admin_salt = Signer::new(&secret, "admin socket").expect("signer");
     let first = admin_token_of(&page.body);
     assert_eq!(
@@ -178,7 +178,7 @@ async fn aggregate_json_requires_credentials_and_follows_carts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_socket_accepts_only_a_valid_admin_token() {
     let t = TestNode::start(SQLITE, true).await;
-    let secret = t.node.state().secret_key_base.to_string();
+    let secret = t.secret_key_base.clone();
 
     // The page's token, and any value signed with the admin salt.
     let mut from_page = admin_socket(&t).await;
@@ -609,12 +609,4 @@ async fn dashboard_counts_equal_a_recount_of_the_tracker_list() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Wall-clock Unix time in milliseconds (the clock tokens are signed with).
-fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in i64")
 }

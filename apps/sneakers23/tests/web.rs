@@ -575,9 +575,9 @@ async fn the_control_api_needs_the_token_and_acts_through_the_node() {
     let state = t.node.state();
     let refused = raw_request(t.addr(), "POST", "/ops/release/1", None, None, &[]).await;
     assert_eq!(refused.status, 401);
-    let client =
-        sneakers23::control::ControlClient::new(&format!("http://{}", t.addr()), &state.ops_token)
-            .expect("client");
+    let token = sneakers23::tokens::ops_token(&t.secret_key_base);
+    let client = sneakers23::control::ControlClient::new(&format!("http://{}", t.addr()), &token)
+        .expect("client");
     let released = client
         .post(&format!("/ops/release/{}", t.fx.p1))
         .await
@@ -624,6 +624,58 @@ async fn the_control_api_needs_the_token_and_acts_through_the_node() {
     );
     let presence = client.get("/ops/presence").await.expect("presence");
     assert_eq!(presence, serde_json::json!({}));
+    t.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_control_client_reads_every_answer_of_the_node() {
+    use sneakers23::control::ReducerAnswer;
+    use sneakers23::control_api::{ReducerQuery, SellQuery};
+    let t = TestNode::start(SQLITE, false).await;
+    let token = sneakers23::tokens::ops_token(&t.secret_key_base);
+    let client = sneakers23::control::ControlClient::new(&format!("http://{}", t.addr()), &token)
+        .expect("client");
+    let released = client.release(t.fx.p2).await.expect("release");
+    assert_eq!(released.released, t.fx.p2);
+    let sold = client
+        .sell(
+            t.fx.i2,
+            SellQuery {
+                units: Some(1),
+                leave: None,
+            },
+        )
+        .await
+        .expect("sell");
+    assert_eq!((sold.item_id, sold.sold, sold.available), (t.fx.i2, 1, 1));
+    let inventory = client.inventory().await.expect("inventory");
+    let p2 = inventory
+        .products
+        .iter()
+        .find(|p| p.id == t.fx.p2)
+        .expect("p2 listed");
+    assert!(p2.released);
+    let i2 = inventory
+        .products
+        .iter()
+        .flat_map(|p| &p.items)
+        .find(|i| i.id == t.fx.i2)
+        .expect("i2 listed");
+    assert_eq!(i2.available_count, 1);
+    let started = client
+        .sell_random_until_gone(ReducerQuery {
+            per_tick: Some(5),
+            tick_ms: Some(1),
+            wait: false,
+        })
+        .await
+        .expect("reducer started");
+    assert!(
+        matches!(started, ReducerAnswer::Started(s) if s.started && s.per_tick == 5 && s.tick_ms == 1),
+        "{started:?}"
+    );
+    let refused = client.sell(999, SellQuery::default()).await;
+    assert!(refused.is_err(), "{refused:?}");
     t.node.shutdown().await;
 }
 

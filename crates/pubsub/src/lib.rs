@@ -50,7 +50,7 @@ mod node;
 mod registry;
 
 pub use adapter::memory;
-pub use adapter::{Adapter, AdapterStats, AdapterStatus, Inbound, Local};
+pub use adapter::{Adapter, AdapterKind, AdapterStats, AdapterStatus, Inbound, Local};
 pub use mailbox::{Closed, Inbox, Mailbox, MailboxId};
 pub use message::Message;
 pub use node::Node;
@@ -251,8 +251,9 @@ impl PubSub {
             || self.adapter_status() == AdapterStatus::Connected
     }
 
-    /// The adapter's short name: `local`, `memory`, `redis`, `nats`…
-    pub fn adapter_kind(&self) -> &'static str {
+    /// The adapter's kind (its short name is [`AdapterKind::as_str`]: `local`, `memory`,
+    /// `redis`, `nats`…).
+    pub fn adapter_kind(&self) -> AdapterKind {
         self.inner.adapter.kind()
     }
 

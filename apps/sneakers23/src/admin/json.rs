@@ -20,22 +20,21 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use super::AdminState;
 use super::auth;
-use super::page::PageState;
 
 /// `GET /admin/aggregate.json`: 401 with a Basic challenge without the admin credentials, the
 /// current aggregate snapshot as JSON otherwise.
 pub async fn aggregate(
-    State(state): State<PageState>,
+    State(state): State<AdminState>,
     extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Response {
     let ip = auth::client_ip(&extensions);
-    if let Some(refused) = auth::authorize(&headers, &state.app.admin, &state.app.admin_logins, ip)
-    {
+    if let Some(refused) = auth::authorize(&headers, &state.credentials, &state.logins, ip) {
         return refused;
     }
-    let mut response = Json(state.app.dashboard.snapshot()).into_response();
+    let mut response = Json(state.dashboard.snapshot()).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(

@@ -41,22 +41,23 @@ pub mod page;
 pub mod socket;
 
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use channels::codec::OutPayload;
-use channels::presence::DiffSubscriber;
+use channels::presence::{DiffSubscriber, Presence};
 use channels::server::transport::{Transports, socket_router};
 use channels::server::{Endpoint, to_object};
-use channels::token::{KeyError, Signer};
+use channels::token::{KeyError, Signer, now_ms};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracker::TopicDiff;
 
-use crate::inventory::InventorySnapshot;
-use crate::web::AppState;
+use crate::config::AdminCredentials;
+use crate::headers::nosniff;
+use crate::inventory::{Inventory, InventorySnapshot};
 use aggregate::{AggregateSnapshot, CartAggregate};
 
 /// The topic of the aggregate view.
@@ -238,27 +239,55 @@ pub fn admin_signer(secret_key_base: &str) -> Result<Signer, KeyError> {
     Signer::new(secret_key_base, ADMIN_TOKEN_SALT)
 }
 
-/// Wall-clock Unix time in milliseconds.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// What the admin routes share. Cheap to clone. Built by [`AdminState::new`], which fails
+/// (and with it the node's start) when the admin token signer cannot be keyed; the secret
+/// itself is not kept.
+#[derive(Clone)]
+pub struct AdminState {
+    /// This node's inventory cache (the page's products).
+    pub inventory: Inventory,
+    /// The channels endpoint the admin socket runs on.
+    pub endpoint: Endpoint,
+    /// The CartTracker presence (`admin:cart_tracker`).
+    pub cart_tracker: Presence,
+    /// The live aggregate of the CartTracker.
+    pub dashboard: Dashboard,
+    /// The HTTP Basic credentials.
+    pub credentials: Arc<AdminCredentials>,
+    /// Failed logins by client address (throttling).
+    pub logins: Arc<auth::LoginThrottle>,
+    /// Signs the page's admin token and verifies it on the socket.
+    pub signer: Signer,
+}
+
+impl AdminState {
+    /// The admin area over these parts, with its token signer keyed by `secret_key_base`.
+    pub fn new(
+        inventory: Inventory,
+        endpoint: Endpoint,
+        cart_tracker: Presence,
+        dashboard: Dashboard,
+        credentials: AdminCredentials,
+        secret_key_base: &str,
+    ) -> Result<AdminState, KeyError> {
+        Ok(AdminState {
+            inventory,
+            endpoint,
+            cart_tracker,
+            dashboard,
+            credentials: Arc::new(credentials),
+            logins: Arc::default(),
+            signer: admin_signer(secret_key_base)?,
+        })
+    }
 }
 
 /// The admin routes: `GET /admin` and `GET /admin/aggregate.json` (Basic auth),
 /// `/admin_socket/websocket`, and the dashboard's script and stylesheet. Merge into the
 /// application router.
-pub fn router<S: Clone + Send + Sync + 'static>(state: AppState) -> Router<S> {
-    let signer = match admin_signer(&state.secret_key_base) {
-        Ok(signer) => signer,
-        Err(error) => {
-            // The secret was validated at start; this cannot happen with a running node.
-            tracing::error!(%error, "admin dashboard disabled: no admin token signer");
-            return Router::new();
-        }
-    };
+pub fn router(state: AdminState) -> Router {
     let socket = Arc::new(socket::AdminSocket::new(
-        signer.clone(),
+        state.signer.clone(),
         state.cart_tracker.clone(),
         state.dashboard.clone(),
     ));
@@ -268,7 +297,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: AppState) -> Router<S> {
         .route("/admin/aggregate.json", get(json::aggregate))
         .route("/js/admin.js", get(page::script))
         .route("/css/admin.css", get(page::stylesheet))
-        .with_state(page::PageState { app: state, signer })
-        .layer(axum::middleware::map_response(crate::web::nosniff))
+        .with_state(state)
+        .layer(axum::middleware::map_response(nosniff))
         .nest_service("/admin_socket", sockets)
 }

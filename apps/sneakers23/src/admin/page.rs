@@ -13,25 +13,15 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use channels::token::Signer;
 
-use super::{ADMIN_TOKEN_DATA, auth};
+use super::{ADMIN_TOKEN_DATA, AdminState, auth};
+use crate::fragments::js_string;
 use crate::inventory::CompleteProduct;
-use crate::web::AppState;
 
 /// The dashboard script.
 pub const ADMIN_JS: &str = include_str!("../../assets/admin.js");
 /// The dashboard stylesheet.
 pub const ADMIN_CSS: &str = include_str!("../../assets/admin.css");
-
-/// State of the admin page routes.
-#[derive(Clone)]
-pub struct PageState {
-    /// The application.
-    pub app: AppState,
-    /// Signs admin tokens.
-    pub signer: Signer,
-}
 
 /// The dashboard page.
 #[derive(Template)]
@@ -55,24 +45,14 @@ pub fn content_security_policy(nonce: &str) -> String {
     )
 }
 
-/// A string as a JavaScript literal that is safe inside an inline `<script>`.
-fn js_string(value: &str) -> String {
-    serde_json::Value::String(value.to_owned())
-        .to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-}
-
 /// `GET /admin`: 401 with a Basic challenge without the admin credentials, the page otherwise.
 pub async fn show(
-    State(state): State<PageState>,
+    State(state): State<AdminState>,
     extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Response {
     let ip = auth::client_ip(&extensions);
-    if let Some(refused) = auth::authorize(&headers, &state.app.admin, &state.app.admin_logins, ip)
-    {
+    if let Some(refused) = auth::authorize(&headers, &state.credentials, &state.logins, ip) {
         return refused;
     }
     let token = match state.signer.sign_string(ADMIN_TOKEN_DATA) {
@@ -86,7 +66,7 @@ pub async fn show(
                 .into_response();
         }
     };
-    let snapshot = state.app.inventory.snapshot();
+    let snapshot = state.inventory.snapshot();
     let nonce = crate::checkout::new_order_key();
     let page = AdminPage {
         products: snapshot.products().collect(),

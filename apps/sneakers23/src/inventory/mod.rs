@@ -12,7 +12,7 @@
 //! - [`InventoryNotifier`]: what clients must hear (`released`, `stock_change`) and the
 //!   node-local `item_out` that cart channels subscribe to;
 //! - [`ReplicationSink`]: the event other nodes apply to their own caches
-//!   (see [`crate::replication`]).
+//!   ([`ReplicationEvent`], carried between nodes by [`crate::replication`]).
 //!
 //! | operation | database | cache | replicate | notify |
 //! |---|---|---|---|---|
@@ -23,6 +23,7 @@
 //! While the database is away reads keep working from the cache and writes fail with
 //! [`DbError::Unavailable`]; they work again as soon as it is back.
 
+mod event;
 mod snapshot;
 
 use std::sync::Arc;
@@ -31,12 +32,12 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+pub use event::ReplicationEvent;
 pub use snapshot::{CompleteItem, CompleteProduct, InventorySnapshot, ItemEntry};
 
 use crate::db::{Db, DbError};
 use crate::level::AvailabilityLevel;
 use crate::model::{ItemId, ProductId};
-use crate::replication::ReplicationEvent;
 
 /// Payload of the `stock_change` event on `product:<product_id>` (spec §6.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -27,12 +27,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
 use channels::presence::Tracked;
 use channels::server::{Channel, Context, Endpoint, Info, Outcome, Reply, StopReason, to_object};
+use channels::token::now_ms;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -198,12 +198,6 @@ impl CartChannel {
 fn record(op: &'static str, error: Option<CartError>) {
     let result = error.map_or("ok", CartError::code);
     metrics::counter!("store_cart_operations_total", "op" => op, "result" => result).increment(1);
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[async_trait]

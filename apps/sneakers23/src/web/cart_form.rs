@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 
-use super::AppState;
+use super::ShopState;
 use super::session::Session;
 use crate::cart::{Cart, CartError, parse_item_id};
 
@@ -31,7 +31,7 @@ pub fn refusal(error: CartError) -> &'static str {
 
 /// `POST /cart/add` with `item_id` (and optionally `serialized_cart`).
 pub async fn add(
-    State(state): State<AppState>,
+    State(state): State<ShopState>,
     session: Session,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {

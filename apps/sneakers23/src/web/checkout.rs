@@ -19,7 +19,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::StatusCode;
 
-use super::AppState;
+use super::ShopState;
 use super::pages::{error_page, page};
 use super::session::Session;
 use super::views::{CheckoutView, CompletePage, Layout};
@@ -32,7 +32,7 @@ use crate::sockets::cart::clear_cart_everywhere;
 
 /// `GET /checkout?serialized_cart=…`: no cart parameter ⇒ redirect home.
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<ShopState>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -56,7 +56,7 @@ pub async fn show(
 
 /// `POST /checkout` with `serialized_cart` and `_csrf_token`.
 pub async fn purchase(
-    State(state): State<AppState>,
+    State(state): State<ShopState>,
     session: Session,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -125,7 +125,7 @@ fn complete_url(key: &str) -> String {
 /// `GET /checkout/complete?order=<key>`: names the order; an unknown or missing order gets a
 /// 404 page, and a database that cannot answer a 503 page asking to reload.
 pub async fn complete(
-    State(state): State<AppState>,
+    State(state): State<ShopState>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {

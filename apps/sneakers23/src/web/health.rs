@@ -19,16 +19,44 @@
 
 use std::sync::OnceLock;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use channels::presence::Presence;
+use channels::server::Endpoint;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use pubsub::AdapterStatus;
 use serde_json::json;
 
-use super::AppState;
+use crate::db::Db;
+use crate::inventory::Inventory;
+
+/// What `/health` and `/metrics` read. Cheap to clone.
+#[derive(Clone)]
+pub struct HealthState {
+    /// The database, probed for reads and writes.
+    pub db: Db,
+    /// The channels endpoint: pubsub status and counters, connections.
+    pub endpoint: Endpoint,
+    /// The inventory cache (its size is reported).
+    pub inventory: Inventory,
+    /// The CartTracker presence, whose tracker knows the other nodes.
+    pub cart_tracker: Presence,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// `/health` and `/metrics`: merged into the application's router, or served alone on the
+/// operations address (`OPS_LISTEN`).
+pub fn router(state: HealthState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -49,7 +77,7 @@ pub fn install_metrics() -> PrometheusHandle {
 }
 
 /// `GET /health`.
-pub async fn health(State(state): State<AppState>) -> Response {
+pub async fn health(State(state): State<HealthState>) -> Response {
     // A database that answers reads but refuses writes (read-only, its file deleted) cannot
     // sell: probe a write, not just a read.
     let db = match state.db.ping().await {
@@ -86,7 +114,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         "products": snapshot.product_count(),
         "draining": state.endpoint.is_draining(),
         "cluster": {
-            "adapter": state.endpoint.pubsub().adapter_kind(),
+            "adapter": state.endpoint.pubsub().adapter_kind().as_str(),
             "connected": pubsub_ok,
             "nodes": nodes,
             "frames_sent": stats.frames_sent,
@@ -105,7 +133,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<HealthState>) -> Response {
     let stats = state.endpoint.pubsub().stats();
     metrics::gauge!("pubsub_published").set(stats.published as f64);
     metrics::gauge!("pubsub_delivered").set(stats.delivered as f64);

@@ -1,5 +1,13 @@
 //! The store's HTTP surface (spec §8): pages, assets, the ProductSocket, the operator control
-//! API, health and metrics, assembled by [`router`] over one [`AppState`].
+//! API, health and metrics. Each area has its own state, holding only what it needs and built
+//! validated by `node::start`, which merges their routers (with the admin dashboard's,
+//! [`crate::admin::router`]):
+//!
+//! | area | state | router |
+//! |---|---|---|
+//! | the shop: pages, checkout, cart form, assets, `/product_socket` | [`ShopState`] | [`router`] |
+//! | the operator control API `/ops/*` | [`ops::ControlState`] | [`ops::router`] |
+//! | `/health`, `/metrics` | [`health::HealthState`] | [`health::router`] |
 //!
 //! | path | module | what |
 //! |---|---|---|
@@ -32,49 +40,37 @@ use axum::routing::{get, post};
 use channels::presence::Presence;
 use channels::server::Endpoint;
 use channels::server::transport::{Transports, socket_router};
-use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::cart::CartSigner;
-use crate::config::{AdminCredentials, Env};
 use crate::db::Db;
+use crate::headers::nosniff;
 use crate::inventory::Inventory;
 use crate::sockets::{ChannelDeps, product_socket};
 use crate::tokens::CartTokens;
 
-/// Everything the web layer (and the admin dashboard) shares. Cheap to clone.
+/// What the shop's pages, checkout and channels share. Cheap to clone. Its signers are built
+/// from the secret by `node::start`, which refuses to start when they cannot be; the secret
+/// itself is not kept.
 #[derive(Clone)]
-pub struct AppState {
+pub struct ShopState {
     /// This node's inventory cache (all reads) and its write operations.
     pub inventory: Inventory,
-    /// The database (health checks; writes go through [`AppState::inventory`]).
+    /// The database (the completed-order page reads it; writes go through
+    /// [`ShopState::inventory`]).
     pub db: Db,
     /// The channels endpoint: broadcasts, pubsub, drain.
     pub endpoint: Endpoint,
     /// The CartTracker presence (topic [`crate::sockets::CART_TRACKER_TOPIC`]).
     pub cart_tracker: Presence,
-    /// The admin dashboard's live aggregate of the CartTracker.
-    pub dashboard: crate::admin::Dashboard,
     /// Signs and verifies serialized carts.
     pub cart_signer: Arc<CartTokens>,
     /// Signs the session cookie.
     pub sessions: session::SessionKeys,
-    /// `SECRET_KEY_BASE`, for signers with other salts (e.g. the admin socket's token).
-    pub secret_key_base: Arc<str>,
-    /// The admin dashboard's HTTP Basic credentials.
-    pub admin: Arc<AdminCredentials>,
-    /// Failed admin logins by client address (throttling).
-    pub admin_logins: Arc<crate::admin::auth::LoginThrottle>,
-    /// Development or production.
-    pub env: Env,
     /// Most items a cart may hold.
     pub max_cart_items: usize,
-    /// Bearer token of the control API.
-    pub ops_token: Arc<str>,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
 }
 
-impl AppState {
+impl ShopState {
     /// What the store's channels need.
     pub fn channel_deps(&self) -> ChannelDeps {
         ChannelDeps {
@@ -86,12 +82,9 @@ impl AppState {
     }
 }
 
-/// The whole application: browser pages (session pipeline), assets, health, metrics, the
-/// control API and `/product_socket`.
-///
-/// `with_ops`: also serve `/health` and `/metrics` here (otherwise [`ops_router`] serves them
-/// on their own address).
-pub fn router(state: AppState, with_ops: bool) -> Router {
+/// The shop: browser pages (session pipeline), assets, `/product_socket`, and the 404 page
+/// for any path no other area's router claims (merge the others into this one).
+pub fn router(state: ShopState) -> Router {
     let browser = Router::new()
         .route("/", get(pages::index))
         .route("/checkout", get(checkout::show).post(checkout::purchase))
@@ -102,38 +95,10 @@ pub fn router(state: AppState, with_ops: bool) -> Router {
     Router::new()
         .merge(browser)
         .merge(assets::router().layer(axum::middleware::map_response(nosniff)))
-        .merge(ops::router(state.clone()))
-        .merge(crate::admin::router(state.clone()))
-        .merge(if with_ops {
-            ops_routes()
-        } else {
-            Router::new()
-        })
         .fallback(pages::not_found)
         .with_state(state.clone())
         .nest(
             "/product_socket",
             socket_router(state.endpoint.clone(), socket, Transports::websocket_only()),
         )
-}
-
-fn ops_routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
-}
-
-/// `/health` and `/metrics` alone, for the operations address (`OPS_LISTEN`).
-pub fn ops_router(state: AppState) -> Router {
-    ops_routes().with_state(state)
-}
-
-/// Adds `X-Content-Type-Options: nosniff`: a browser must not run a static file as anything
-/// but its declared type.
-pub async fn nosniff(mut response: axum::response::Response) -> axum::response::Response {
-    response.headers_mut().insert(
-        http::header::X_CONTENT_TYPE_OPTIONS,
-        http::HeaderValue::from_static("nosniff"),
-    );
-    response
 }

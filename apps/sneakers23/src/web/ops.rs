@@ -14,10 +14,14 @@
 //! | `GET /ops/presence` | — | the CartTracker list `{cart id: {"metas": […]}}` |
 //! | `GET /ops/inventory` | — | products, items and counts from the cache |
 //!
+//! The paths, queries and answers are typed in [`crate::control_api`], shared with the CLI's
+//! client.
+//!
 //! Errors are `{"error": "<what failed, with what input, what to do>"}` with 404 (unknown id),
 //! 409 (nothing left to sell), 503 (database unavailable) or 500.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
@@ -27,28 +31,56 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use http::header::AUTHORIZATION;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::AppState;
+use channels::presence::Presence;
+
+use crate::control_api::{
+    INVENTORY_PATH, InventoryReport, ItemReport, PRESENCE_PATH, ProductReport, ReducerDone,
+    ReducerQuery, ReducerStarted, Released, SELL_RANDOM_UNTIL_GONE_PATH, SellQuery, SellReport,
+};
 use crate::db::DbError;
+use crate::inventory::Inventory;
 use crate::model::{ItemId, ProductId};
 use crate::reducer::{self, ReducerOptions, ReducerReport};
 use crate::sockets::CART_TRACKER_TOPIC;
+use crate::tokens::ops_token;
 
 /// Most units one `sell` request may sell.
 pub const MAX_UNITS_PER_REQUEST: u32 = 100_000;
 
+/// What the control API acts on, and the token it requires. Cheap to clone.
+#[derive(Clone)]
+pub struct ControlState {
+    inventory: Inventory,
+    cart_tracker: Presence,
+    /// Bearer token of the control API, derived from the secret.
+    token: Arc<str>,
+}
+
+impl ControlState {
+    /// The control API over `inventory` and `cart_tracker`, answering the token derived from
+    /// `secret_key_base` (see [`crate::tokens::ops_token`]).
+    pub fn new(inventory: Inventory, cart_tracker: Presence, secret_key_base: &str) -> Self {
+        Self {
+            inventory,
+            cart_tracker,
+            token: Arc::from(ops_token(secret_key_base)),
+        }
+    }
+}
+
 /// The control routes, behind the loopback + token check.
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/ops/release/{product_id}", post(release))
         .route("/ops/sell/{item_id}", post(sell))
-        .route("/ops/sell-random-until-gone", post(sell_random_until_gone))
-        .route("/ops/presence", get(presence))
-        .route("/ops/inventory", get(inventory))
-        .layer(from_fn_with_state(state, authorize))
+        .route(SELL_RANDOM_UNTIL_GONE_PATH, post(sell_random_until_gone))
+        .route(PRESENCE_PATH, get(presence))
+        .route(INVENTORY_PATH, get(inventory))
+        .layer(from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -66,7 +98,7 @@ fn db_error(e: &DbError) -> Response {
 }
 
 /// Refuses anything but a loopback client presenting the control token.
-async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn authorize(State(state): State<ControlState>, request: Request, next: Next) -> Response {
     let loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -83,7 +115,7 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !bool::from(given.as_bytes().ct_eq(state.ops_token.as_bytes())) {
+    if !bool::from(given.as_bytes().ct_eq(state.token.as_bytes())) {
         return error(
             StatusCode::UNAUTHORIZED,
             "wrong or missing control token: give the CLI the node's SECRET_KEY_BASE \
@@ -93,39 +125,22 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
     next.run(request).await
 }
 
-async fn release(State(state): State<AppState>, Path(product_id): Path<ProductId>) -> Response {
+async fn release(State(state): State<ControlState>, Path(product_id): Path<ProductId>) -> Response {
     match state.inventory.release(product_id).await {
-        Ok(()) => Json(json!({ "released": product_id })).into_response(),
+        Ok(()) => Json(Released {
+            released: product_id,
+        })
+        .into_response(),
         Err(e) => db_error(&e),
     }
 }
 
-/// Query of `POST /ops/sell/{item_id}`.
-#[derive(Debug, Deserialize)]
-pub struct SellQuery {
-    /// Units to sell (default 1).
-    pub units: Option<u32>,
-    /// Sell until this many units are left (overrides `units`).
-    pub leave: Option<u32>,
-}
-
-/// Answer of `POST /ops/sell/{item_id}`.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SellReport {
-    /// The item sold.
-    pub item_id: ItemId,
-    /// Units sold by this request.
-    pub sold: u32,
-    /// Units left afterwards, according to this node's cache.
-    pub available: i32,
-}
-
 async fn sell(
-    State(state): State<AppState>,
+    State(state): State<ControlState>,
     Path(item_id): Path<ItemId>,
     Query(query): Query<SellQuery>,
 ) -> Response {
-    let available = |state: &AppState| state.inventory.snapshot().available_count(item_id);
+    let available = |state: &ControlState| state.inventory.snapshot().available_count(item_id);
     let units = match query.leave {
         Some(leave) => u32::try_from(available(&state))
             .unwrap_or(0)
@@ -154,24 +169,16 @@ async fn sell(
     .into_response()
 }
 
-/// Query of `POST /ops/sell-random-until-gone`.
-#[derive(Debug, Deserialize)]
-pub struct ReducerQuery {
-    /// Sales per tick (default 200).
-    pub per_tick: Option<usize>,
-    /// Milliseconds between ticks (default 250).
-    pub tick_ms: Option<u64>,
-    /// Answer when done (with the report) rather than at once.
-    #[serde(default)]
-    pub wait: bool,
-}
-
-fn report_json(report: &ReducerReport) -> Value {
-    json!({"sold": report.sold, "not_available": report.not_available, "ticks": report.ticks})
+fn report_json(report: &ReducerReport) -> ReducerDone {
+    ReducerDone {
+        not_available: report.not_available,
+        sold: report.sold,
+        ticks: report.ticks,
+    }
 }
 
 async fn sell_random_until_gone(
-    State(state): State<AppState>,
+    State(state): State<ControlState>,
     Query(query): Query<ReducerQuery>,
 ) -> Response {
     let defaults = ReducerOptions::default();
@@ -200,16 +207,16 @@ async fn sell_random_until_gone(
     });
     (
         StatusCode::ACCEPTED,
-        Json(json!({
-            "started": true,
-            "per_tick": options.per_tick,
-            "tick_ms": u64::try_from(options.tick.as_millis()).unwrap_or(u64::MAX),
-        })),
+        Json(ReducerStarted {
+            per_tick: options.per_tick,
+            started: true,
+            tick_ms: u64::try_from(options.tick.as_millis()).unwrap_or(u64::MAX),
+        }),
     )
         .into_response()
 }
 
-async fn presence(State(state): State<AppState>) -> Response {
+async fn presence(State(state): State<ControlState>) -> Response {
     let list = state.cart_tracker.list(CART_TRACKER_TOPIC);
     (
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -218,23 +225,25 @@ async fn presence(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn inventory(State(state): State<AppState>) -> Response {
+async fn inventory(State(state): State<ControlState>) -> Response {
     let snapshot = state.inventory.snapshot();
-    let products: Vec<Value> = snapshot
+    let products = snapshot
         .products()
-        .map(|p| {
-            json!({
-                "id": p.product.id,
-                "name": p.product.name,
-                "released": p.product.released,
-                "items": p.items.iter().map(|i| json!({
-                    "id": i.id,
-                    "size": i.size,
-                    "available_count": i.available_count,
-                    "level": i.level(),
-                })).collect::<Vec<_>>(),
-            })
+        .map(|p| ProductReport {
+            id: p.product.id,
+            items: p
+                .items
+                .iter()
+                .map(|i| ItemReport {
+                    available_count: i.available_count,
+                    id: i.id,
+                    level: i.level(),
+                    size: i.size.clone(),
+                })
+                .collect(),
+            name: p.product.name.clone(),
+            released: p.product.released,
         })
         .collect();
-    Json(json!({ "products": products })).into_response()
+    Json(InventoryReport { products }).into_response()
 }

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use http::StatusCode;
 use http::header::CACHE_CONTROL;
 
-use super::AppState;
+use super::ShopState;
 use super::session::Session;
 use super::views::{ErrorPage, IndexPage, Layout};
 
@@ -43,7 +43,7 @@ pub fn error_page(status: StatusCode, session: &Session, title: &str, message: &
 }
 
 /// `GET /`.
-pub async fn index(State(state): State<AppState>, session: Session) -> Response {
+pub async fn index(State(state): State<ShopState>, session: Session) -> Response {
     let snapshot = state.inventory.snapshot();
     let view = IndexPage {
         layout: Layout::new(session.cart_id().as_deref(), session.take_flash()),

@@ -28,7 +28,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::AppState;
+use super::ShopState;
 #[cfg(test)]
 use crate::sockets::cart::CART_ID_LEN;
 
@@ -178,7 +178,7 @@ const SECURE_HEADERS: [(&str, &str); 5] = [
 
 /// The browser pipeline middleware (see the module docs).
 pub async fn browser_pipeline(
-    State(state): State<AppState>,
+    State(state): State<ShopState>,
     mut request: Request,
     next: Next,
 ) -> Response {

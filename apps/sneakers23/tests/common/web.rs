@@ -32,6 +32,8 @@ pub struct TestNode {
     pub fx: Fixture,
     /// The database (kept alive for the node).
     pub db: TestDb,
+    /// The node's `SECRET_KEY_BASE` (to check what it signs).
+    pub secret_key_base: String,
 }
 
 impl TestNode {
@@ -50,8 +52,14 @@ impl TestNode {
         let fx = insert_fixture(&db.db, released).await;
         let mut config = NodeConfig::for_tests(&db.url);
         configure(&mut config);
+        let secret_key_base = config.secret_key_base.clone();
         let node = node::start(config).await.expect("starting the node");
-        Self { node, fx, db }
+        Self {
+            node,
+            fx,
+            db,
+            secret_key_base,
+        }
     }
 
     /// The node's address.

@@ -335,8 +335,9 @@ fn payload_parts(term: Term) -> Option<(Term, i128, Embedded)> {
     }
 }
 
-/// Wall-clock Unix time in milliseconds.
-fn now_ms() -> i64 {
+/// Wall-clock Unix time in milliseconds: the clock tokens are signed and checked by, and the
+/// one place the stack reads it in that unit (0 before 1970, saturating far in the future).
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::{Adapter, Inbound};
+use super::{Adapter, AdapterKind, Inbound};
 use crate::PubSub;
 use crate::node::Node;
 
@@ -219,8 +219,8 @@ impl Adapter for MemoryAdapter {
         self.send_to(target.into_iter().collect(), frame);
     }
 
-    fn kind(&self) -> &'static str {
-        "memory"
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::Memory
     }
 }
 

@@ -93,9 +93,45 @@ pub trait Adapter: Send + Sync + 'static {
     fn stats(&self) -> AdapterStats {
         AdapterStats::default()
     }
-    /// A short name of the adapter for logs and health checks (`local`, `redis`, `nats`…).
-    fn kind(&self) -> &'static str {
-        "custom"
+    /// What kind of adapter this is (single node, in-process cluster, broker…), for deciding
+    /// single-node behaviour, logs and health checks.
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::Custom("custom")
+    }
+}
+
+/// The kind of an [`Adapter`]: whether other nodes can exist at all, and its short name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterKind {
+    /// [`Local`]: a single node; nothing ever leaves it.
+    Local,
+    /// [`memory::MemoryAdapter`]: nodes of one process (tests, simulations).
+    Memory,
+    /// A message broker, by its driver's name (`redis`, `nats`…).
+    Broker(&'static str),
+    /// Any other adapter, by its name.
+    Custom(&'static str),
+}
+
+impl AdapterKind {
+    /// The short name: `local`, `memory`, or the broker's or adapter's name (`redis`, `nats`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdapterKind::Local => "local",
+            AdapterKind::Memory => "memory",
+            AdapterKind::Broker(name) | AdapterKind::Custom(name) => name,
+        }
+    }
+
+    /// Whether this node is alone by construction (no other node can ever be reached).
+    pub fn is_single_node(self) -> bool {
+        self == AdapterKind::Local
+    }
+}
+
+impl std::fmt::Display for AdapterKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -107,8 +143,8 @@ impl Adapter for Local {
     fn start(&self, _node: &Node, _inbound: Inbound) {}
     fn broadcast(&self, _frame: Bytes) {}
     fn direct(&self, _node: &str, _frame: Bytes) {}
-    fn kind(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::Local
     }
 }
 

@@ -14,7 +14,7 @@ use super::envelope::{self, Reassembler};
 use super::link::{DropCause, LinkState};
 use super::queue::{self, Outgoing, Queue, QueueRx, Target};
 use super::url::{BrokerOptions, name_token};
-use crate::adapter::{Adapter, AdapterStats, AdapterStatus, Inbound};
+use crate::adapter::{Adapter, AdapterKind, AdapterStats, AdapterStatus, Inbound};
 use crate::node::Node;
 
 /// Most frames taken from the send queue and published at once.
@@ -108,8 +108,8 @@ impl<D: Driver> Adapter for BrokerAdapter<D> {
         self.link.stats()
     }
 
-    fn kind(&self) -> &'static str {
-        D::KIND
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::Broker(D::KIND)
     }
 }
 

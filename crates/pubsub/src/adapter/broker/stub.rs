@@ -197,7 +197,7 @@ async fn frames_cross_whole_and_chunked_and_own_broadcasts_are_not_heard_twice()
     let stats = a.adapter_stats();
     assert_eq!((stats.frames_sent, stats.dropped), (2, 0));
     assert_eq!(b.adapter_stats().frames_received, 2);
-    assert_eq!(a.adapter_kind(), "stub");
+    assert_eq!(a.adapter_kind().as_str(), "stub");
 }
 
 #[tokio::test]
