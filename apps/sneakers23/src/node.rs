@@ -239,6 +239,9 @@ pub struct Services {
     pub dashboard: Dashboard,
     /// Signs and verifies serialized carts.
     pub cart_signer: Arc<CartTokens>,
+    /// What the store's channels are built with (the shop's own), for serving them elsewhere,
+    /// e.g. in process with the channel test kit.
+    pub channel_deps: crate::sockets::ChannelDeps,
 }
 
 /// A running node.
@@ -425,6 +428,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         cart_tracker,
         dashboard,
         cart_signer,
+        channel_deps: shop.channel_deps(),
     };
     let ops_apart = config.limits.ops_listen.is_some();
     let mut app = web::router(shop)

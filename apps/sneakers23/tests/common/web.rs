@@ -90,7 +90,7 @@ impl TestNode {
     /// [`QUIET`], long enough for an event to cross the database and the replication listener.
     pub async fn channel_client(&self) -> TestSocket {
         let state = self.node.state();
-        let socket = Arc::new(product_socket(state.channel_deps()));
+        let socket = Arc::new(product_socket(state.channel_deps.clone()));
         let mut client = testing::connect(
             &state.endpoint,
             socket,
