@@ -105,7 +105,7 @@ pub trait Adapter: Send + Sync + 'static {
 pub enum AdapterKind {
     /// [`Local`]: a single node; nothing ever leaves it.
     Local,
-    /// [`memory::MemoryAdapter`]: nodes of one process (tests, simulations).
+    /// [`memory::Network`]'s adapters: nodes of one process (tests, simulations).
     Memory,
     /// A message broker, by its driver's name (`redis`, `nats`…).
     Broker(&'static str),
