@@ -1,7 +1,8 @@
-//! The book's channel tests (chapter 5: `UserSocketTest`'s PingChannel, `WildcardChannelTest`,
-//! `DedupeChannelTest`) written as the book writes them, with `Phoenix.ChannelTest`'s verbs: the
-//! channel test kit drives the UserSocket's channels in process, no server and no network. The
-//! tests that need a running node (logs, StatsD, the console, the pipeline) are in `book.rs`.
+//! The book's channel tests (chapter 5: `UserSocketTest` and its PingChannel, `AuthSocketTest`
+//! with its log lines, `WildcardChannelTest`, `DedupeChannelTest`; chapter 6: the pipeline's
+//! integration tests) written as the book writes them, with `Phoenix.ChannelTest`'s verbs: the
+//! channel test kit drives the sockets and channels in process, no server and no network. What
+//! needs the running binary (StatsD, the console, the wire's 403) is in `book.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,5 +144,197 @@ mod dedupe_channel_test {
             assert_eq!(dupe.assert_push("number").await, json!({ "value": value }));
         }
         dupe.refute_push("number").await;
+    }
+}
+
+/// The book's `UserSocketTest` (chapter 5): the socket accepts a connection without parameters.
+mod user_socket_test {
+    use super::*;
+
+    #[tokio::test]
+    async fn can_be_connected_to_without_parameters() {
+        let (_, client) = connect().await;
+        join(&client, "ping").await;
+    }
+}
+
+/// The book's `AuthSocketTest` (chapter 5), with `capture_log`'s equivalent: the log lines the
+/// socket writes while a connection is attempted on this test's thread.
+mod auth_socket_test {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use channels::server::ConnectError;
+    use channels::token::{Signer, Term};
+    use hello_sockets::auth_socket::{AuthSocket, Tokens};
+    use hello_sockets::statix::Statix;
+    use hello_sockets::user_tracker::UserTracker;
+
+    use super::*;
+
+    const SECRET: &str = "auth socket test secret: sixty-four characters or more, as Phoenix's";
+
+    /// Bytes written by a tracing subscriber.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn token(id: i64, salt: &str) -> String {
+        Signer::new(SECRET, salt)
+            .expect("signer")
+            .sign(&Term::Integer(id.into()))
+            .expect("token")
+    }
+
+    /// An endpoint and its AuthSocket, as the node wires them.
+    pub(super) fn auth_node() -> (Endpoint, Arc<AuthSocket>) {
+        let pubsub = pubsub::PubSub::new("auth_socket_test");
+        let endpoint = Endpoint::new(pubsub.clone(), EndpointConfig::default());
+        let socket = AuthSocket::new(
+            Tokens::new(SECRET).expect("tokens"),
+            Statix::new(None).expect("no statsd"),
+            UserTracker::start(pubsub, tracker::Options::default()).expect("tracker"),
+        );
+        (endpoint, Arc::new(socket))
+    }
+
+    /// A user's connection to `socket`, with a valid token.
+    pub(super) async fn connect_user(
+        endpoint: &Endpoint,
+        socket: &Arc<AuthSocket>,
+        id: i64,
+    ) -> TestSocket {
+        let params = Params::from([("token".to_owned(), token(id, "salt identifier"))]);
+        testing::connect(endpoint, socket.clone(), &params, ConnectInfo::default())
+            .await
+            .expect("a valid token connects")
+    }
+
+    /// Connects to a fresh AuthSocket with `params`; returns the outcome and the log lines.
+    async fn connect_with(params: &[(&str, &str)]) -> (Result<TestSocket, ConnectError>, String) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _capture = tracing::subscriber::set_default(subscriber);
+        let (endpoint, socket) = auth_node();
+        let params: Params = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let result = testing::connect(&endpoint, socket, &params, ConnectInfo::default()).await;
+        let text =
+            String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+        (result, text)
+    }
+
+    async fn refused_with_log(params: &[(&str, &str)], line: &str) {
+        let (result, logs) = connect_with(params).await;
+        assert!(result.is_err(), "{params:?} must be refused");
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("ERROR") && l.contains(line)),
+            "no ERROR line with {line:?} in:\n{logs}"
+        );
+    }
+
+    #[tokio::test]
+    async fn can_be_connected_to_with_a_valid_token() {
+        for id in [1, 2] {
+            let (result, _) = connect_with(&[("token", &token(id, "salt identifier"))]).await;
+            let client = result.expect("a valid token connects");
+            join(&client, "ping").await;
+        }
+    }
+
+    #[tokio::test]
+    async fn cannot_be_connected_to_with_an_invalid_salt() {
+        refused_with_log(
+            &[("token", &token(1, "invalid"))],
+            "AuthSocket connect error :invalid",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn cannot_be_connected_to_without_a_token() {
+        refused_with_log(&[], "AuthSocket connect error missing params").await;
+    }
+
+    #[tokio::test]
+    async fn cannot_be_connected_to_with_a_nonsense_token() {
+        refused_with_log(
+            &[("token", "nonsense")],
+            "AuthSocket connect error :invalid",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn cannot_be_connected_to_with_a_token_older_than_a_day() {
+        let two_days_ago = (std::time::SystemTime::now() - Duration::from_secs(2 * 86_400))
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_millis() as i64;
+        let old = Signer::new(SECRET, "salt identifier")
+            .expect("signer")
+            .sign_at(&Term::Integer(1), two_days_ago)
+            .expect("token");
+        refused_with_log(&[("token", &old)], "AuthSocket connect error :expired").await;
+    }
+}
+
+/// The pipeline's integration tests (chapter 6): items pushed into the producer reach the user's
+/// channel through the consumers and workers, and no one else's.
+mod pipeline_test {
+    use hello_sockets::pipeline::Producer;
+    use hello_sockets::statix::Statix;
+
+    use super::auth_socket_test::{auth_node, connect_user};
+    use super::*;
+
+    #[tokio::test]
+    async fn events_are_pushed_from_beginning_to_end_correctly() {
+        let (endpoint, socket) = auth_node();
+        let producer = Producer::start(endpoint.clone(), Statix::new(None).expect("no statsd"));
+        let client = connect_user(&endpoint, &socket, 1).await;
+        let user = join(&client, "user:1").await;
+        for n in 1..=10 {
+            producer.push_timed("1", json!({ "n": n })).expect("room");
+            assert_eq!(user.assert_push("push_timed").await, json!({ "n": n }));
+        }
+        producer.push("1", json!({"hello": "world"})).expect("room");
+        assert_eq!(user.assert_push("push").await, json!({"hello": "world"}));
+    }
+
+    #[tokio::test]
+    async fn an_event_is_not_delivered_to_the_wrong_user() {
+        let (endpoint, socket) = auth_node();
+        let producer = Producer::start(endpoint.clone(), Statix::new(None).expect("no statsd"));
+        let one = connect_user(&endpoint, &socket, 1).await;
+        let one = join(&one, "user:1").await;
+        let two = connect_user(&endpoint, &socket, 2).await;
+        let two = join(&two, "user:2").await;
+        producer
+            .push_timed("1", json!({"test": true}))
+            .expect("room");
+        // Once user 1 has it, user 2 would have it too had it been sent there.
+        assert_eq!(one.assert_push("push_timed").await, json!({"test": true}));
+        two.refute_push("push_timed").await;
     }
 }
