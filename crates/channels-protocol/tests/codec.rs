@@ -811,60 +811,36 @@ fn server_frames_round_trip_through_the_client_decoder() {
 fn v2_frames_convert_to_the_v1_encoding() {
     let body = obj(r#"{"body":"h\"i","n":[1,2]}"#);
     let ok = OutPayload::empty();
+    let broadcast = Broadcast {
+        topic: "room:\"q\"",
+        event: "new_msg",
+        payload: &body,
+    };
+    let push = Push {
+        join_ref: Some("3".into()),
+        topic: "t",
+        event: "e",
+        payload: &body,
+    };
+    let reply = Reply {
+        join_ref: Some("3".into()),
+        ref_: Some("4".into()),
+        topic: "t",
+        status: "ok",
+        response: &ok,
+    };
     let frames = [
         (
-            Broadcast {
-                topic: "room:\"q\"",
-                event: "new_msg",
-                payload: &body,
-            }
-            .encode(Serializer::V2)
-            .unwrap(),
-            Broadcast {
-                topic: "room:\"q\"",
-                event: "new_msg",
-                payload: &body,
-            }
-            .encode(Serializer::V1)
-            .unwrap(),
+            broadcast.encode(Serializer::V2).unwrap(),
+            broadcast.encode(Serializer::V1).unwrap(),
         ),
         (
-            Push {
-                join_ref: Some("3".into()),
-                topic: "t",
-                event: "e",
-                payload: &body,
-            }
-            .encode(Serializer::V2)
-            .unwrap(),
-            Push {
-                join_ref: Some("3".into()),
-                topic: "t",
-                event: "e",
-                payload: &body,
-            }
-            .encode(Serializer::V1)
-            .unwrap(),
+            push.encode(Serializer::V2).unwrap(),
+            push.encode(Serializer::V1).unwrap(),
         ),
         (
-            Reply {
-                join_ref: Some("3".into()),
-                ref_: Some("4".into()),
-                topic: "t",
-                status: "ok",
-                response: &ok,
-            }
-            .encode(Serializer::V2)
-            .unwrap(),
-            Reply {
-                join_ref: Some("3".into()),
-                ref_: Some("4".into()),
-                topic: "t",
-                status: "ok",
-                response: &ok,
-            }
-            .encode(Serializer::V1)
-            .unwrap(),
+            reply.encode(Serializer::V2).unwrap(),
+            reply.encode(Serializer::V1).unwrap(),
         ),
         (
             Serializer::V2.close(Some("3".into()), "t"),
