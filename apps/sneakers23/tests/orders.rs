@@ -51,16 +51,7 @@ async fn checkout_form(store: &StoreProcess, ids: &[i64]) -> (Browser, String, S
 }
 
 async fn post(browser: &mut Browser, csrf: &str, cart: &str, key: &str) -> Response {
-    browser
-        .post_form(
-            "/checkout",
-            &[
-                ("serialized_cart", cart),
-                ("_csrf_token", csrf),
-                ("order_key", key),
-            ],
-        )
-        .await
+    browser.purchase(cart, csrf, key).await
 }
 
 async fn count(t: &TestDb, item: i64) -> i32 {

@@ -233,16 +233,7 @@ async fn a_deleted_sqlite_file_is_noticed() {
     let health = try_get(store.addr, "/health").await.expect("health");
     assert_eq!(health.status, 503, "{}", health.body);
     assert!(health.body.contains("is gone"), "{}", health.body);
-    let posted = browser
-        .post_form(
-            "/checkout",
-            &[
-                ("serialized_cart", &cart),
-                ("_csrf_token", &csrf),
-                ("order_key", &key),
-            ],
-        )
-        .await;
+    let posted = browser.purchase(&cart, &csrf, &key).await;
     let location = posted.header("location").unwrap_or_default().to_owned();
     assert!(location.starts_with("/checkout?"), "{location}");
     let page = browser.get(&location).await;

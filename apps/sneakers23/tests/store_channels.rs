@@ -324,16 +324,7 @@ async fn a_completed_purchase_empties_every_tab_of_the_cart() {
         .await;
     let csrf = hidden_input(&page.body, "_csrf_token");
     let key = hidden_input(&page.body, "order_key");
-    let posted = browser
-        .post_form(
-            "/checkout",
-            &[
-                ("serialized_cart", &serialized),
-                ("_csrf_token", &csrf),
-                ("order_key", &key),
-            ],
-        )
-        .await;
+    let posted = browser.purchase(&serialized, &csrf, &key).await;
     let complete = format!("/checkout/complete?order={key}");
     assert_eq!(posted.header("location"), Some(complete.as_str()));
     for cart in [&cart1, &cart2] {

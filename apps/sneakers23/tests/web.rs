@@ -218,16 +218,7 @@ async fn a_purchase_needs_the_sessions_csrf_token() {
 async fn purchasing_an_empty_cart_flashes_your_cart_is_empty() {
     let t = TestNode::start(SQLITE, true).await;
     let (mut browser, csrf, _, key) = checkout_form(&t, &[t.fx.i3]).await;
-    let posted = browser
-        .post_form(
-            "/checkout",
-            &[
-                ("serialized_cart", "garbage"),
-                ("_csrf_token", &csrf),
-                ("order_key", &key),
-            ],
-        )
-        .await;
+    let posted = browser.purchase("garbage", &csrf, &key).await;
     assert_eq!(posted.status, 303);
     let location = posted.header("location").unwrap_or_default().to_owned();
     assert!(location.starts_with("/checkout"), "{location}");
@@ -255,16 +246,7 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
         .await
         .expect("selling out i1");
     let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i1, t.fx.i3]).await;
-    let posted = browser
-        .post_form(
-            "/checkout",
-            &[
-                ("serialized_cart", &cart),
-                ("_csrf_token", &csrf),
-                ("order_key", &key),
-            ],
-        )
-        .await;
+    let posted = browser.purchase(&cart, &csrf, &key).await;
     assert_eq!(posted.status, 303);
     let location = posted.header("location").unwrap_or_default().to_owned();
     assert!(
@@ -281,16 +263,7 @@ async fn purchasing_sold_out_or_unreleased_shoes_flashes_and_returns_to_checkout
 
     let t = TestNode::start(SQLITE, false).await;
     let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i3]).await;
-    let posted = browser
-        .post_form(
-            "/checkout",
-            &[
-                ("serialized_cart", &cart),
-                ("_csrf_token", &csrf),
-                ("order_key", &key),
-            ],
-        )
-        .await;
+    let posted = browser.purchase(&cart, &csrf, &key).await;
     let location = posted.header("location").unwrap_or_default().to_owned();
     let page = browser.get(&location).await;
     assert!(page.body.contains("Sorry, Your cart has unreleased shoes."));
@@ -302,16 +275,7 @@ async fn a_failed_purchase_transaction_flashes_and_sells_nothing() {
     let t = TestNode::start(SQLITE, true).await;
     // 404 is unknown to the cache (its checks pass) and to the database (the sale fails).
     let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i3, 404]).await;
-    let posted = browser
-        .post_form(
-            "/checkout",
-            &[
-                ("serialized_cart", &cart),
-                ("_csrf_token", &csrf),
-                ("order_key", &key),
-            ],
-        )
-        .await;
+    let posted = browser.purchase(&cart, &csrf, &key).await;
     let location = posted.header("location").unwrap_or_default().to_owned();
     let page = browser.get(&location).await;
     assert!(
@@ -325,16 +289,7 @@ async fn a_failed_purchase_transaction_flashes_and_sells_nothing() {
 async fn a_valid_purchase_decrements_each_item_once(backend: Backend) {
     let t = TestNode::start(backend, true).await;
     let (mut browser, csrf, cart, key) = checkout_form(&t, &[t.fx.i2, t.fx.i3]).await;
-    let posted = browser
-        .post_form(
-            "/checkout",
-            &[
-                ("serialized_cart", &cart),
-                ("_csrf_token", &csrf),
-                ("order_key", &key),
-            ],
-        )
-        .await;
+    let posted = browser.purchase(&cart, &csrf, &key).await;
     assert_eq!(posted.status, 303);
     let location = format!("/checkout/complete?order={key}");
     assert_eq!(posted.header("location"), Some(location.as_str()));

@@ -165,6 +165,20 @@ impl Browser {
         self.request("POST", path, Some(body.join("&"))).await
     }
 
+    /// The checkout page's PURCHASE: `POST /checkout` with the cart, the CSRF token and the order
+    /// key the page carried.
+    pub async fn purchase(&mut self, cart: &str, csrf: &str, order_key: &str) -> Response {
+        self.post_form(
+            "/checkout",
+            &[
+                ("serialized_cart", cart),
+                ("_csrf_token", csrf),
+                ("order_key", order_key),
+            ],
+        )
+        .await
+    }
+
     /// Any request; stores a `Set-Cookie` for later requests.
     pub async fn request(&mut self, method: &str, path: &str, form: Option<String>) -> Response {
         let response =
