@@ -50,6 +50,9 @@ fn restore(signer: &Signer, token: &str) -> Result<Vec<i64>, TokenError> {
     Ok(items)
 }
 
+#[global_allocator]
+static ALLOC: sneakers23_fuzz::CappedAlloc = sneakers23_fuzz::CappedAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let Some((signer, key, genuine)) = KEYS.as_ref() else {
         return;

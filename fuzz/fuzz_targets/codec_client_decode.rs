@@ -7,6 +7,9 @@ use channels_protocol::codec::client::{self, Received};
 use channels_protocol::codec::{FrameKind, Payload, Serializer};
 use libfuzzer_sys::fuzz_target;
 
+#[global_allocator]
+static ALLOC: sneakers23_fuzz::CappedAlloc = sneakers23_fuzz::CappedAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;

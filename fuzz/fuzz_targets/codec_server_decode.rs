@@ -9,6 +9,9 @@ use bytes::Bytes;
 use channels_protocol::codec::{Frame, FrameKind, Payload, Serializer, client, v2_to_v1};
 use libfuzzer_sys::fuzz_target;
 
+#[global_allocator]
+static ALLOC: sneakers23_fuzz::CappedAlloc = sneakers23_fuzz::CappedAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;

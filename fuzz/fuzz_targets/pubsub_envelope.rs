@@ -14,6 +14,9 @@ use libfuzzer_sys::fuzz_target;
 use pubsub::internals::envelope::{Envelope, MAX_REASSEMBLY_BYTES, Reassembler, open};
 use tokio::time::Instant;
 
+#[global_allocator]
+static ALLOC: sneakers23_fuzz::CappedAlloc = sneakers23_fuzz::CappedAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let mut now = Instant::now();
     let mut reassembler = Reassembler::new();

@@ -7,6 +7,9 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use pubsub::internals::frame;
 
+#[global_allocator]
+static ALLOC: sneakers23_fuzz::CappedAlloc = sneakers23_fuzz::CappedAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let Ok(decoded) = frame::decode(Bytes::copy_from_slice(data)) else {
         return;

@@ -18,6 +18,9 @@ static KEYS: LazyLock<Option<(Signer, [u8; 32])>> = LazyLock::new(|| {
     ))
 });
 
+#[global_allocator]
+static ALLOC: sneakers23_fuzz::CappedAlloc = sneakers23_fuzz::CappedAlloc;
+
 fuzz_target!(|data: &[u8]| {
     if let Ok(term) = etf::decode(data) {
         if let Ok(bytes) = etf::encode(&term) {

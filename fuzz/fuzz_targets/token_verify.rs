@@ -18,6 +18,9 @@ static SIGNER: LazyLock<Option<(Signer, Vec<String>)>> = LazyLock::new(|| {
     Some((signer, tokens))
 });
 
+#[global_allocator]
+static ALLOC: sneakers23_fuzz::CappedAlloc = sneakers23_fuzz::CappedAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let Some((signer, genuine)) = SIGNER.as_ref() else {
         return;

@@ -14,6 +14,9 @@ use tracker::internals::wire;
 /// The dot ceiling while fuzzing.
 const MAX_DOTS: u64 = 100_000;
 
+#[global_allocator]
+static ALLOC: sneakers23_fuzz::CappedAlloc = sneakers23_fuzz::CappedAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let Ok(message) = wire::decode_with_max_dots(data, MAX_DOTS) else {
         return;

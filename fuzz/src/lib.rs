@@ -52,3 +52,51 @@ pub fn signed_tokens(signer: &channels_protocol::token::Signer) -> Vec<String> {
     .filter_map(|(term, max_age)| signer.sign_with(term, at, *max_age).ok())
     .collect()
 }
+
+/// A global allocator that aborts on any single allocation over [`CappedAlloc::LIMIT`].
+///
+/// libFuzzer's `-malloc_limit_mb` works only through a sanitizer's malloc hooks. Long runs go
+/// without AddressSanitizer (`SANITIZER=none scripts/fuzz.sh long …`: the decoders hold no
+/// `unsafe`, and the rate is several times higher), so this allocator keeps the "no unbounded
+/// allocation" check: an oversized request aborts, and libFuzzer saves the input as a crash.
+/// Each target installs it with `#[global_allocator]`.
+pub struct CappedAlloc;
+
+impl CappedAlloc {
+    /// The largest single allocation a decoder may make: 256 MiB, as `-malloc_limit_mb` in the
+    /// ASan runs.
+    pub const LIMIT: usize = 256 << 20;
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; requests over the limit
+// abort before reaching it.
+unsafe impl std::alloc::GlobalAlloc for CappedAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() > Self::LIMIT {
+            std::process::abort();
+        }
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() > Self::LIMIT {
+            std::process::abort();
+        }
+        // SAFETY: as in `alloc`.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` was returned by this allocator (hence by `System`) for `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        if new_size > Self::LIMIT {
+            std::process::abort();
+        }
+        // SAFETY: as in `dealloc`; `new_size` is non-zero per the caller's contract.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
