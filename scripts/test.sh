@@ -15,7 +15,12 @@ cargo test --workspace --locked
 
 echo "== rustdoc of the library crates (warnings are errors; broker adapters included)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked \
-  -p channels-protocol -p channels -p pubsub -p tracker --features pubsub/redis,pubsub/nats
+  -p phoenix-channels-protocol -p phoenix-channels-server -p phoenix-pubsub -p phoenix-tracker --features phoenix-pubsub/redis,phoenix-pubsub/nats
+
+echo "== cargo package: each library crate alone (resolves against the crates.io index)"
+for crate in phoenix-pubsub phoenix-tracker phoenix-channels-protocol phoenix-channels-server; do
+  cargo package -p "$crate" --no-verify --allow-dirty --quiet
+done
 
 echo "== fuzz: a short run of each target (skipped without a nightly toolchain)"
 bash scripts/fuzz.sh

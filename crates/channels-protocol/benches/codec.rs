@@ -5,7 +5,7 @@
 //! * encoding a broadcast (once per topic fan-out, then shared by every
 //!   subscriber), plus deriving its V1 form from the V2 bytes.
 //!
-//! Run with `cargo bench -p channels --bench codec`.
+//! Run with `cargo bench -p phoenix-channels-protocol --bench codec`.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions.
 

@@ -2,7 +2,7 @@
 //! encoded frame, then drained — the cost a topic with N joined clients pays per message, minus the
 //! socket writes.
 //!
-//! Run with `cargo bench -p channels --bench fanout`.
+//! Run with `cargo bench -p phoenix-channels-server --bench fanout`.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions.
 

@@ -12,7 +12,7 @@
 //! difference divided by N. Kernel socket buffers are not part of a process's RSS, so the figure is
 //! what the server's own heap, tasks and runtime pay per connection.
 //!
-//! Run with `cargo bench -p channels --bench idle_memory`. Environment:
+//! Run with `cargo bench -p phoenix-channels-server --bench idle_memory`. Environment:
 //!
 //! * `IDLE_CONNECTIONS` (default 10000): N. Each process holds N sockets, so N is bounded by the
 //!   open-file limit (the soft limit is raised to the hard one when needed).

@@ -24,8 +24,8 @@
 //! dispatch), and shows how many heartbeats carried the joins and how big they were.
 //!
 //! ```text
-//! cargo bench -p tracker --bench convergence            # 20 rounds per layout
-//! cargo bench -p tracker --bench convergence -- 50      # 50 rounds
+//! cargo bench -p phoenix-tracker --bench convergence            # 20 rounds per layout
+//! cargo bench -p phoenix-tracker --bench convergence -- 50      # 50 rounds
 //! ```
 //!
 //! Two layouts: 10k joins in one topic, and 10k joins spread over 1,000 topics.

@@ -1,7 +1,7 @@
 //! Tracker benchmarks: local operations through the public handle, queries, process exits, CRDT
 //! merges of deltas and full states, and the wire form of a heartbeat carrying a delta.
 //!
-//! `cargo bench -p tracker --bench tracker`
+//! `cargo bench -p phoenix-tracker --bench tracker`
 //! (append `-- <filter>` to run a subset, e.g. `-- track/`).
 
 #![allow(missing_docs, clippy::unwrap_used)]

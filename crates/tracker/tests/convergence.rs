@@ -2,7 +2,7 @@
 //! simulated network (loss, duplication, reordering, partitions, restarts, permdowns) and a
 //! simulated clock. No tokio, no sleeps: every case is deterministic given its seed.
 //!
-//! Run more cases with `TRACKER_PROPTEST_CASES=100000 cargo test -p tracker --test convergence`.
+//! Run more cases with `TRACKER_PROPTEST_CASES=100000 cargo test -p phoenix-tracker --test convergence`.
 
 #![allow(clippy::unwrap_used)]
 

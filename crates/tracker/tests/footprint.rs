@@ -1,6 +1,6 @@
 //! Memory per presence and bytes on the wire per replicated join, measured and bounded.
 //!
-//! `cargo test -p tracker --release --test footprint -- --nocapture` prints the figures.
+//! `cargo test -p phoenix-tracker --release --test footprint -- --nocapture` prints the figures.
 
 #![allow(clippy::unwrap_used)]
 

@@ -2,7 +2,7 @@
 //! events, and writing what the connection produced.
 //!
 //! An idle connection costs what its task and buffers hold while it waits, so that is kept small
-//! (`cargo bench -p channels --bench idle_memory` measures it): the read buffer is sized for the
+//! (`cargo bench -p phoenix-channels-server --bench idle_memory` measures it): the read buffer is sized for the
 //! small frames Phoenix clients send, and the work done only now and then — a client frame, a
 //! queued event, closing — runs in a future boxed while it runs rather than reserved inline in
 //! every waiting task. Broadcast deliveries, the hot path, stay inline.
