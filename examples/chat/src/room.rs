@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use channels::codec::{OutPayload, Payload};
 use channels::presence::{PRESENCE_STATE, Presence, Tracked};
-use channels::server::{Channel, Context, Outcome, Reply, StopReason, parse, to_object, unhandled};
+use channels::server::{Channel, Context, Outcome, Reply, StopReason, parse_event, to_object};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -29,10 +29,12 @@ pub const MAX_BODY_CHARS: usize = 2000;
 /// The longest room name accepted (the part after `room:`), in bytes.
 pub const MAX_ROOM_BYTES: usize = 64;
 
-/// What a client pushes as `new_msg`.
+/// The events a client pushes, each with its payload; any other event is unhandled.
 #[derive(Deserialize)]
-struct NewMsg {
-    body: String,
+#[serde(rename_all = "snake_case")]
+enum RoomIn {
+    /// `new_msg` `{"body": "hi"}`.
+    NewMsg { body: String },
 }
 
 /// What every member receives as `new_msg`.
@@ -104,13 +106,13 @@ impl Channel for RoomChannel {
     }
 
     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut Context<'_>) -> Outcome {
-        match event {
-            "new_msg" => {
-                let msg: NewMsg = match parse(payload) {
-                    Ok(msg) => msg,
-                    Err(invalid) => return invalid.into(),
-                };
-                let body = msg.body.trim();
+        let message = match parse_event::<RoomIn>(event, payload) {
+            Ok(message) => message,
+            Err(error) => return error.into_outcome(event, ctx),
+        };
+        match message {
+            RoomIn::NewMsg { body } => {
+                let body = body.trim();
                 if body.is_empty() || body.chars().count() > MAX_BODY_CHARS {
                     return Reply::error_reason("body must hold 1 to 2000 characters").into();
                 }
@@ -118,7 +120,6 @@ impl Channel for RoomChannel {
                 ctx.broadcast("new_msg", to_object(&Message { user: &user, body }));
                 Reply::ok(OutPayload::empty()).into()
             }
-            _ => unhandled(event, ctx),
         }
     }
 }

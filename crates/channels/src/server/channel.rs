@@ -169,6 +169,11 @@ pub fn unhandled(event: &str, ctx: &Context<'_>) -> Outcome {
 pub struct InvalidPayload(String);
 
 impl InvalidPayload {
+    /// `message` says what was wrong; the reply prefixes it with `invalid payload: `.
+    pub(crate) fn new(message: String) -> Self {
+        InvalidPayload(message)
+    }
+
     /// The error reply for the client.
     pub fn reply(&self) -> Reply {
         Reply::error_reason(&self.to_string())
@@ -187,7 +192,9 @@ impl From<InvalidPayload> for OutPayload {
     }
 }
 
-/// Reads a client's JSON payload (join params or an event's payload) into `T` with serde.
+/// Reads a client's JSON payload (join params or an event's payload) into `T` with serde. To
+/// read the event name and its payload together into one enum, see
+/// [`parse_event`](crate::server::parse_event).
 ///
 /// ```
 /// use channels::codec::{OutPayload, Payload};

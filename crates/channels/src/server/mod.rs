@@ -9,6 +9,7 @@ mod channel;
 pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod endpoint;
+mod event;
 pub(crate) mod log_limit;
 pub(crate) mod metrics;
 mod origin;
@@ -20,5 +21,6 @@ pub use channel::{
 };
 pub use context::{ChannelHandle, Context, ReplyRef, Timer};
 pub use endpoint::{DISCONNECT, DrainOptions, DrainReport, ENV_SETTINGS, Endpoint, EndpointConfig};
+pub use event::{EventError, parse_event};
 pub use origin::{CheckOrigin, OriginError, OriginPattern};
 pub use socket::{Assigns, ConnectError, ConnectInfo, Params, Routes, Socket, topic_matches};
