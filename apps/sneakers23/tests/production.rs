@@ -15,6 +15,9 @@ use common::{Backend, EVENT_TIMEOUT, TestDb, eventually, insert_fixture};
 use sqlx::Connection;
 use tokio::process::Command;
 
+/// Concurrent `/health` requests: enough to make the pool open several connections.
+const PROBES: usize = 4;
+
 const SECRET: &str = "Zr4Xq9Lm2Vt7Bn8Kc3Hs6Jd1Wf5Gy0Pa-production-test-secret";
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -126,7 +129,7 @@ async fn production_serves_health_and_metrics_on_their_own_address_only() {
 
 /// PostgreSQL turned read-only, with the node's connections re-opened meanwhile (they are
 /// read-only sessions from then on): `/health` says degraded; once the database is writable
-/// again the node writes again without a restart.
+/// again the node writes again without a restart, on every connection of its pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_refusing_writes_degrades_health_and_the_pool_recovers() {
     let t = TestDb::new(Backend::Postgres).await;
@@ -165,23 +168,46 @@ async fn a_database_refusing_writes_degrades_health_and_the_pool_recovers() {
         .execute(&mut admin)
         .await
         .expect("read-only");
-    sqlx::query(&kick).execute(&mut admin).await.expect("kick");
-    let degraded = eventually(EVENT_TIMEOUT, || async {
+    let refuses_writes = || async {
         try_get(store.addr, "/health")
             .await
             .is_some_and(|h| h.status == 503 && h.body.contains("read-only"))
+    };
+    sqlx::query(&kick).execute(&mut admin).await.expect("kick");
+    let degraded = eventually(EVENT_TIMEOUT, refuses_writes).await;
+    assert!(degraded, "{:?}", try_get(store.addr, "/health").await);
+    // A backend still starting when the first kick ran can escape it and keep a writable
+    // session, which would let the node look recovered without replacing anything. Now that
+    // the setting is long committed, a second kick leaves the pool nothing but read-only
+    // sessions, several of them (concurrent probes): each must be replaced to recover.
+    sqlx::query(&kick).execute(&mut admin).await.expect("kick");
+    let all_refuse = eventually(EVENT_TIMEOUT, || async {
+        let probes = futures::future::join_all((0..PROBES).map(|_| refuses_writes())).await;
+        probes.into_iter().all(|refused| refused)
     })
     .await;
-    assert!(degraded, "{:?}", try_get(store.addr, "/health").await);
+    assert!(all_refuse, "{:?}", try_get(store.addr, "/health").await);
 
     sqlx::query(&set_read_only(false))
         .execute(&mut admin)
         .await
         .expect("writable");
+    // Recovered means every connection handed out accepts writes: several rounds of
+    // concurrent probes all healthy, not one lucky answer.
+    let healthy = || async {
+        let probes =
+            futures::future::join_all((0..PROBES).map(|_| try_get(store.addr, "/health"))).await;
+        probes
+            .into_iter()
+            .all(|h| h.is_some_and(|h| h.status == 200))
+    };
     let recovered = eventually(EVENT_TIMEOUT, || async {
-        try_get(store.addr, "/health")
-            .await
-            .is_some_and(|h| h.status == 200)
+        for _ in 0..3 {
+            if !healthy().await {
+                return false;
+            }
+        }
+        true
     })
     .await;
     assert!(
