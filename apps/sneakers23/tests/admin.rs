@@ -16,6 +16,7 @@ use common::admin::{
 use common::web::{PhxSocket, TestNode, cart_id};
 use serde_json::{Value, json};
 use sneakers23::admin::aggregate::Counts;
+use sneakers23::admin::channel::MAX_RAW_PRESENCES;
 use sneakers23::admin::{AGGREGATE, AGGREGATE_DELTA, DASHBOARD_TOPIC};
 use sneakers23::sockets::CART_TRACKER_TOPIC;
 
@@ -609,4 +610,55 @@ async fn dashboard_counts_equal_a_recount_of_the_tracker_list() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The raw presence stream is one `presence_state` frame, so it is capped: with
+/// `MAX_RAW_PRESENCES` tabs tracked an admin still gets the whole list; one tab more and the
+/// join is refused with a reason naming the aggregate view (which still works); back at the
+/// cap, the join works again. The tabs are tracked on the node's CartTracker directly: the cap
+/// counts tracked tabs, however they joined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_presence_stream_refuses_admins_beyond_its_cap() {
+    let t = TestNode::start(SQLITE, true).await;
+    let cart_tracker = t.node.state().cart_tracker.clone();
+    let track = |key: String| {
+        cart_tracker
+            .track(CART_TRACKER_TOPIC, &key, json!({"page": "/", "items": []}))
+            .expect("tracking a tab")
+    };
+    let mut tabs: Vec<_> = (0..MAX_RAW_PRESENCES)
+        .map(|n| track(format!("cart-{n}")))
+        .collect();
+    let tracked = || cart_tracker.tracker().count(CART_TRACKER_TOPIC);
+    assert_eq!(tracked(), MAX_RAW_PRESENCES);
+
+    let mut admin = admin_socket(&t).await;
+    admin.join_ok(CART_TRACKER_TOPIC, json!({})).await;
+    let state = admin.expect(CART_TRACKER_TOPIC, "presence_state").await;
+    assert_eq!(state.as_object().map(|o| o.len()), Some(MAX_RAW_PRESENCES));
+
+    tabs.push(track("one-too-many".to_owned()));
+    assert_eq!(tracked(), MAX_RAW_PRESENCES + 1);
+    let mut late = admin_socket(&t).await;
+    let refused = late.join(CART_TRACKER_TOPIC, json!({})).await;
+    assert_eq!(refused["status"], "error", "{refused}");
+    let reason = refused["response"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!("{} tabs are tracked", MAX_RAW_PRESENCES + 1))
+            && reason.contains(DASHBOARD_TOPIC),
+        "{reason}"
+    );
+    late.expect_none(CART_TRACKER_TOPIC, "presence_state").await;
+    late.join_ok(DASHBOARD_TOPIC, json!({})).await;
+    late.expect(DASHBOARD_TOPIC, AGGREGATE).await;
+
+    drop(tabs.pop());
+    assert!(
+        common::eventually(WAIT, || std::future::ready(tracked() == MAX_RAW_PRESENCES)).await,
+        "{} tracked",
+        tracked()
+    );
+    late.join_ok(CART_TRACKER_TOPIC, json!({})).await;
+    let state = late.expect(CART_TRACKER_TOPIC, "presence_state").await;
+    assert_eq!(state.as_object().map(|o| o.len()), Some(MAX_RAW_PRESENCES));
 }
