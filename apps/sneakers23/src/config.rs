@@ -143,7 +143,8 @@ pub enum ConfigError {
 /// - `given` (`SECRET_KEY_BASE`) wins; it must be at least 20 bytes.
 /// - Otherwise production refuses to start ([`ConfigError::MissingSecret`]).
 /// - Otherwise (development) the secret stored in `file` is used, or a new one is generated
-///   (48 random bytes, base64) and written there (mode 0600 where supported).
+///   (48 random bytes, base64) and written there (mode 0600 where supported). Nodes started
+///   together on a fresh checkout all end up with the first secret stored.
 pub fn resolve_secret_key_base(
     given: Option<&str>,
     env: Env,
@@ -172,14 +173,20 @@ pub fn resolve_secret_key_base(
     }
     let mut bytes = [0u8; 48];
     rand::rng().fill_bytes(&mut bytes);
-    let secret = STANDARD.encode(bytes);
-    write_secret(file, &secret).map_err(|cause| ConfigError::SecretFile {
+    let generated = STANDARD.encode(bytes);
+    let written = write_secret(file, &generated).map_err(|cause| ConfigError::SecretFile {
         action: "write",
         path: file.to_owned(),
         cause,
     })?;
-    tracing::info!(path = %file.display(), "generated a development SECRET_KEY_BASE");
-    Ok(secret)
+    match written {
+        Written::Ours => {
+            tracing::info!(path = %file.display(), "generated a development SECRET_KEY_BASE");
+            Ok(generated)
+        }
+        // Another node started at the same moment and stored its secret first: use it.
+        Written::Theirs(stored) => check_secret(stored.trim().to_owned()),
+    }
 }
 
 /// The secret the CLI authenticates with: `given` (`SECRET_KEY_BASE`), or the development
@@ -266,16 +273,49 @@ fn check_secret(secret: String) -> Result<String, ConfigError> {
     Ok(secret)
 }
 
-fn write_secret(file: &Path, secret: &str) -> std::io::Result<()> {
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+/// Which secret ended up in the file.
+enum Written {
+    /// The one just generated.
+    Ours,
+    /// Another process's, stored first; its contents.
+    Theirs(String),
+}
+
+/// Stores `secret` in `file` unless another process got there first. The secret is written to
+/// a temporary file beside it and hard-linked into place, so `file` appears only complete and
+/// only once: concurrent first runs all end up with the first secret linked, and a reader never
+/// sees a partial file.
+fn write_secret(file: &Path, secret: &str) -> std::io::Result<Written> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
         std::fs::create_dir_all(dir)?;
     }
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = file.with_file_name(format!(
+        ".{name}.{}.{:016x}.tmp",
+        std::process::id(),
+        rand::rng().next_u64()
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(file)?;
-    std::io::Write::write_all(&mut f, secret.as_bytes())
+    let linked = options.open(&temporary).and_then(|mut f| {
+        std::io::Write::write_all(&mut f, secret.as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&temporary, file)
+    });
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(Written::Ours),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(file).map(Written::Theirs)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The admin credentials: both given, or development's `admin`/`password`; production
@@ -375,6 +415,51 @@ mod tests {
         assert_eq!(first.len(), 64);
         assert_eq!(resolve_secret_key_base(None, Env::Dev, &file)?, first);
         Ok(())
+    }
+
+    /// Nodes started together on a fresh checkout all generate a secret at once: they must all
+    /// end up with the one stored, none failing and none reading a half-written file.
+    #[test]
+    fn concurrent_first_runs_agree_on_one_secret() {
+        const NODES: usize = 8;
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = dir.path().join("data").join("secret_key_base");
+            let start = std::sync::Barrier::new(NODES);
+            let secrets: Vec<String> = std::thread::scope(|scope| {
+                let nodes: Vec<_> = (0..NODES)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            resolve_secret_key_base(None, Env::Dev, &file)
+                        })
+                    })
+                    .collect();
+                nodes
+                    .into_iter()
+                    .map(|node| match node.join() {
+                        Ok(Ok(secret)) => secret,
+                        Ok(Err(error)) => panic!("round {round}: {error}"),
+                        Err(_) => panic!("round {round}: a node panicked"),
+                    })
+                    .collect()
+            });
+            let stored = std::fs::read_to_string(&file).expect("the stored secret");
+            assert_eq!(stored.len(), 64, "round {round}");
+            assert!(
+                secrets.iter().all(|s| *s == stored),
+                "round {round}: {secrets:?}"
+            );
+            let left: Vec<_> = std::fs::read_dir(file.parent().expect("dir"))
+                .expect("list")
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect();
+            assert_eq!(
+                left,
+                [std::ffi::OsString::from("secret_key_base")],
+                "round {round}"
+            );
+        }
     }
 
     #[test]
