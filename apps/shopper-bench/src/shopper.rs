@@ -116,10 +116,10 @@ async fn reply_to(
             && reply.ref_.as_deref() == Some(want.as_str())
         {
             let reason = match &reply.response {
-                // The store answers `{"error": code}`; Phoenix's convention is `reason`.
-                Payload::Json(response) => ["error", "reason"]
-                    .iter()
-                    .find_map(|key| response.get(*key).and_then(|r| r.as_str()))
+                // Error replies are `{"reason": …}`, Phoenix's convention.
+                Payload::Json(response) => response
+                    .get("reason")
+                    .and_then(|r| r.as_str())
                     .map(str::to_owned),
                 Payload::Binary(_) => None,
             };

@@ -41,7 +41,7 @@ pub const CART_TOKEN_SALT: &str = "shopping cart serialization";
 pub const CART_TOKEN_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// Why a cart operation was refused. [`CartError::code`] is the string the client receives as
-/// `{"error": code}`.
+/// `{"reason": code}`, Phoenix's shape for an error reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum CartError {
     /// The item is already in the cart.
@@ -78,9 +78,9 @@ impl CartError {
         }
     }
 
-    /// The error reply payload: `{"error": "<code>"}`.
+    /// The error reply payload: `{"reason": "<code>"}`.
     pub fn reply(self) -> Value {
-        serde_json::json!({ "error": self.code() })
+        serde_json::json!({ "reason": self.code() })
     }
 }
 
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn error_codes_are_the_wire_strings() {
-        assert_eq!(CartError::CartFull.reply(), json!({"error": "cart_full"}));
+        assert_eq!(CartError::CartFull.reply(), json!({"reason": "cart_full"}));
         assert_eq!(CartError::DuplicateItem.to_string(), "duplicate_item");
         assert_eq!(CartError::OutOfStock.code(), "out_of_stock");
     }

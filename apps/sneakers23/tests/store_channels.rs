@@ -48,10 +48,10 @@ async fn call(channel: &TestChannel, event: &str, payload: Value, status: &str) 
     channel.assert_reply(&ref_, status).await
 }
 
-/// The `error` of an error reply to `event`.
+/// The `reason` of an error reply to `event`.
 async fn error(channel: &TestChannel, event: &str, payload: Value) -> String {
     let response = call(channel, event, payload, "error").await;
-    response["error"].as_str().unwrap_or_default().to_owned()
+    response["reason"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

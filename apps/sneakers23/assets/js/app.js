@@ -44,7 +44,7 @@ socket.onError(() => !leaving && setOffline(true));
 socket.onClose(() => !leaving && setOffline(true));
 socket.connect();
 
-/** What a shopper reads for a refused cart operation (the server's `error` code). */
+/** What a shopper reads for a refused cart operation (the server's error reply `{reason: code}`). */
 const REFUSALS = {
   duplicate_item: "That size is already in your cart.",
   cart_full: "Your cart is full: remove an item to add another.",
@@ -219,7 +219,7 @@ function pushCart(event, itemId) {
       if (errorBox) errorBox.hidden = true;
       renderCart(cart);
     })
-    .receive("error", (reply) => showError(REFUSALS[reply?.error] || "The store refused that change."))
+    .receive("error", (reply) => showError(REFUSALS[reply?.reason] || "The store refused that change."))
     .receive("timeout", () => showError("The store did not answer. Check your connection and try again."));
 }
 

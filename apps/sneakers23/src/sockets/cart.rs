@@ -11,9 +11,9 @@
 //! pushes `cart`, subscribes to `item_out:<id>` for each item, and tracks itself in the
 //! CartTracker under the cart id with meta `{page_loaded_at, page, items}`.
 //!
-//! **add_item / remove_item** `{item_id}` change this tab's cart (checked against the cache:
-//! `duplicate_item`, `invalid_item`, `not_released`, `out_of_stock`, `cart_full`; `not_found`
-//! for a remove), reply with the rendered cart, and broadcast the whole new cart as
+//! **add_item / remove_item** `{item_id}` change this tab's cart (checked against the cache;
+//! a refusal is the error reply `{"reason": code}` with the code `duplicate_item`,
+//! `invalid_item`, `not_released`, `out_of_stock`, `cart_full`, or `not_found` for a remove), reply with the rendered cart, and broadcast the whole new cart as
 //! `cart_updated` to the other tabs (any node) with `broadcast_from`.
 //!
 //! **cart_updated** is intercepted, never delivered as is: a tab receiving it replaces its cart
