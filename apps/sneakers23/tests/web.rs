@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::web::{TestNode, cart_id_of, hidden_input, raw_request};
-use common::{Backend, TcpProxy, TestDb, insert_fixture, pg_server_addr};
+use common::{Backend, TestDb, insert_fixture, pg_server_addr};
 use sneakers23::node::{self, NodeConfig};
+use test_support::TcpProxy;
 
 const SQLITE: Backend = Backend::Sqlite;
 
