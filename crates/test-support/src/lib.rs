@@ -7,7 +7,6 @@
 //!
 //! Both panic on setup failures: they exist for tests, where a panic with the reason is the
 //! clearest report.
-#![allow(clippy::unwrap_used)]
 
 mod process;
 mod proxy;
