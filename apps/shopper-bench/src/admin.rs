@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -215,96 +215,17 @@ fn shoppers_of(body: &str) -> anyhow::Result<u64> {
     })
 }
 
-/// Where to send a request for an `http://host[:port]/path` URL: `(host:port, path)`.
-fn split_url(url: &str) -> anyhow::Result<(String, String)> {
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("--check-admin {url:?}: expected http://host:port/path"))?;
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    if host.is_empty() {
-        bail!("--check-admin {url:?}: no host");
-    }
-    let host = if host
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
-    {
-        host.to_owned()
-    } else {
-        format!("{host}:80")
-    };
-    Ok((host, path))
-}
-
-/// A minimal HTTP/1.1 GET with Basic auth (keeps the bench free of an HTTP client stack): the
-/// status and the body.
+/// `GET url` with Basic credentials: the status and the body.
 async fn get(url: &str, credentials: &Credentials) -> Result<(u16, String), ReadError> {
-    use base64::Engine;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (host, path) = split_url(url).map_err(ReadError::Fatal)?;
-    let transient = |what: &str, error: std::io::Error| {
-        ReadError::Transient(anyhow::anyhow!("{what} {host}: {error}"))
-    };
-    let mut stream = tokio::net::TcpStream::connect(&host)
+    let request = http_client::Request::get(url)
+        .map_err(|error| ReadError::Fatal(anyhow::anyhow!("--check-admin: {error}")))?;
+    let response = request
+        .basic_auth(&credentials.user, &credentials.password)
+        .header("accept", "application/json")
+        .send()
         .await
-        .map_err(|e| transient("connecting to", e))?;
-    let auth = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", credentials.user, credentials.password));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n\
-         Accept: application/json\r\nConnection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| transient("sending to", e))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .await
-        .map_err(|e| transient("reading from", e))?;
-    parse_response(&raw).map_err(ReadError::Transient)
-}
-
-/// Status and body of a complete HTTP/1.1 response (`Content-Length`, chunked, or until close).
-fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP response (no end of headers)")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("malformed HTTP status line {status_line:?}"))?;
-    let chunked = lines.any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.trim().eq_ignore_ascii_case("chunked")
-        })
-    });
-    let body = if chunked {
-        dechunk(body).context("malformed chunked body")?
-    } else {
-        body.to_owned()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut rest: &str) -> Option<String> {
-    let mut out = String::new();
-    loop {
-        let (size, after) = rest.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.push_str(after.get(..size)?);
-        rest = after.get(size + 2..)?;
-    }
+        .map_err(|error| ReadError::Transient(error.into()))?;
+    Ok((response.status.as_u16(), response.text()))
 }
 
 #[cfg(test)]
@@ -317,36 +238,6 @@ mod tests {
         assert_eq!(shoppers_of(body).ok(), Some(500));
         assert!(shoppers_of(r#"{"unique_shoppers":5}"#).is_err());
         assert!(shoppers_of("<html>").is_err());
-    }
-
-    #[test]
-    fn splits_urls() {
-        assert_eq!(
-            split_url("http://127.0.0.1:4000/admin/aggregate.json").ok(),
-            Some((
-                "127.0.0.1:4000".to_owned(),
-                "/admin/aggregate.json".to_owned()
-            ))
-        );
-        assert_eq!(
-            split_url("http://store").ok(),
-            Some(("store:80".to_owned(), "/".to_owned()))
-        );
-        assert!(split_url("https://store/x").is_err());
-        assert!(split_url("http:///x").is_err());
-    }
-
-    #[test]
-    fn parses_plain_and_chunked_responses() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain).ok(), Some((200, "{}".to_owned())));
-        let chunked =
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_response(chunked).ok(),
-            Some((200, "{\"a\":1}".to_owned()))
-        );
-        assert!(parse_response(b"garbage").is_err());
     }
 
     #[test]
@@ -419,9 +310,24 @@ mod tests {
         }
     }
 
+    /// `ok(shoppers)` with a chunked body.
+    fn ok_chunked(shoppers: u64) -> &'static str {
+        let body = format!("{{\"shoppers\":{shoppers}}}");
+        let (head, tail) = body.split_at(5);
+        Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+                 {:x}\r\n{head}\r\n{:x}\r\n{tail}\r\n0\r\n\r\n",
+                head.len(),
+                tail.len()
+            )
+            .into_boxed_str(),
+        )
+    }
+
     #[tokio::test]
     async fn polls_until_the_count_is_reached() {
-        let addr = server(vec![ok(3), ok(8), ok(10)]).await;
+        let addr = server(vec![ok(3), ok_chunked(8), ok_chunked(10)]).await;
         let url = format!("http://{addr}/admin/aggregate.json");
         let report = check(&[url], &credentials(), 10, Duration::from_secs(5)).await;
         assert!(report.passed, "{report}");
@@ -445,6 +351,22 @@ mod tests {
             failure.contains(&url) && failure.contains("counts 3") && failure.contains("held 10"),
             "{failure}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_url_that_is_not_plain_http_fails_at_once() {
+        for url in ["https://store/admin/aggregate.json", "http:///x"] {
+            let report = check(
+                &[url.to_owned()],
+                &credentials(),
+                1,
+                Duration::from_secs(30),
+            )
+            .await;
+            let error = report.nodes[0].error.as_deref().unwrap_or_default();
+            assert!(error.contains("--check-admin"), "{report}");
+            assert!(report.nodes[0].waited_ms < 5_000, "{report}");
+        }
     }
 
     #[tokio::test]

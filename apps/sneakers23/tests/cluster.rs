@@ -34,11 +34,12 @@ use std::time::{Duration, Instant};
 
 use common::process::StoreProcess;
 use common::web::{PhxSocket, hidden_input, raw_request};
-use common::{Backend, TcpProxy, TestDb, insert_fixture, insert_single_item};
+use common::{Backend, TestDb, insert_fixture, insert_single_item};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sneakers23::cart::CartSigner;
 use sneakers23::tokens::{CartTokens, ops_token};
+use test_support::TcpProxy;
 use tokio::process::{Child, Command};
 
 const SECRET: &str = "cluster test secret key base, long enough for every signer of the store";

@@ -5,11 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Note, TcpProxy, TestDb, eventually, insert_fixture, recorded_inventory};
+use common::{Backend, Note, TestDb, eventually, insert_fixture, recorded_inventory};
 use sneakers23::db::{Db, DbError, DbOptions};
 use sneakers23::inventory::Inventory;
 use sneakers23::seed::{self, COUNT_RANGE, SIZES};
 use sqlx::Connection;
+use test_support::TcpProxy;
 
 backend_tests!(
     seed_assigns_the_book_ids_and_reset_restarts_them,

@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::web::{TestNode, cart_id_of, hidden_input, raw_request};
-use common::{Backend, TcpProxy, TestDb, insert_fixture, pg_server_addr};
+use common::{Backend, TestDb, insert_fixture, pg_server_addr};
 use sneakers23::node::{self, NodeConfig};
+use test_support::TcpProxy;
 
 const SQLITE: Backend = Backend::Sqlite;
 
@@ -379,32 +380,20 @@ async fn pages_link_fingerprinted_assets_cached_for_a_year_and_compressed() {
     assert_eq!(stale.header("cache-control"), Some("no-cache"));
 
     // With gzip accepted, the client travels compressed: far fewer bytes on the wire.
-    let mut stream = tokio::net::TcpStream::connect(t.addr())
+    let compressed = http_client::Origin::from_addr(t.addr())
+        .request(http_client::Method::GET, &client)
+        .header("accept-encoding", "gzip")
+        .timeout(common::EVENT_TIMEOUT)
+        .send()
         .await
-        .expect("connecting");
-    let request = format!(
-        "GET {client} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
-        t.addr()
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
-        .await
-        .expect("writing");
-    let mut raw = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw)
-        .await
-        .expect("reading");
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-    assert!(head.contains("content-encoding: gzip"), "{head}");
+        .expect("the client, compressed");
+    assert_eq!(compressed.header("content-encoding"), Some("gzip"));
     let plain_length = imported.body.len();
     assert!(plain_length > 30_000, "the client is large: {plain_length}");
+    let compressed_length = compressed.body.len();
     assert!(
-        raw.len() < plain_length / 2,
-        "{} bytes compressed for {plain_length}",
-        raw.len()
+        compressed_length < plain_length / 2,
+        "{compressed_length} bytes compressed for {plain_length}"
     );
     t.node.shutdown().await;
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -27,25 +26,15 @@ async fn start() -> (TestServer, SocketAddr, chat::Chat) {
     (server, addr, chat)
 }
 
-/// `GET path` over HTTP/1.1: the status code and the body.
+/// `GET path`: the status code and the body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("tcp connects");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("sent");
-    let mut response = String::new();
-    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+    let response = http_client::Origin::from_addr(addr)
+        .request(http_client::Method::GET, path)
+        .timeout(WAIT)
+        .send()
         .await
-        .expect("response in time")
-        .expect("response read");
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .expect("a response in time");
+    (response.status.as_u16(), response.text())
 }
 
 /// The token the chat page embeds for `name`.

@@ -9,8 +9,8 @@
 //! | `hello_sockets token <user_id>` | `Phoenix.Token.sign(Endpoint, "salt identifier", id)` | `GET /console/token?user_id=` |
 //!
 //! The node answers these only to clients on its own machine (loopback), as an `iex` session
-//! would be. The client side is a deliberately small HTTP/1.1 client: one request per
-//! connection, a JSON body both ways.
+//! would be. The client side sends one request per connection with the workspace's
+//! [`http_client`], a JSON body both ways.
 
 use std::net::SocketAddr;
 
@@ -22,8 +22,6 @@ use axum::{Json, Router};
 use channels::codec::{JsonObject, OutPayload};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::app::AppState;
 use crate::dedupe_channel;
@@ -200,51 +198,44 @@ pub async fn request(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, ConsoleError> {
-    let authority = url
+    let invalid_url = || ConsoleError::InvalidUrl(url.to_owned());
+    let base = url.trim_end_matches('/');
+    if base
         .strip_prefix("http://")
-        .map(|rest| rest.trim_end_matches('/'))
-        .filter(|a| !a.is_empty() && !a.contains('/'))
-        .ok_or_else(|| ConsoleError::InvalidUrl(url.to_owned()))?;
-    let unreachable = |cause| ConsoleError::Unreachable {
+        .is_none_or(|a| a.is_empty() || a.contains('/'))
+    {
+        return Err(invalid_url());
+    }
+    let origin = http_client::Origin::parse(base).map_err(|_| invalid_url())?;
+    let protocol = |reason: String| ConsoleError::Protocol {
         url: url.to_owned(),
-        cause,
+        reason,
     };
-    let mut stream = TcpStream::connect(authority).await.map_err(unreachable)?;
+    let method = http_client::Method::from_bytes(method.as_bytes())
+        .map_err(|_| protocol(format!("{method:?} is not an HTTP method")))?;
     let body = body.map(Value::to_string).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    stream
-        .write_all(head.as_bytes())
+    let answer = origin
+        .request(method, path)
+        .body("application/json", body)
+        .send()
         .await
-        .map_err(unreachable)?;
-    stream
-        .write_all(body.as_bytes())
-        .await
-        .map_err(unreachable)?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.map_err(unreachable)?;
-    let protocol = |reason: &str| ConsoleError::Protocol {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let text = String::from_utf8(answer).map_err(|_| protocol("not UTF-8"))?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| protocol("no HTTP header"))?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| protocol("no HTTP status"))?;
-    if !(200..300).contains(&status) {
-        let message = serde_json::from_str::<Value>(body)
+        .map_err(|error| match error {
+            http_client::Error::Connect { source, .. } => ConsoleError::Unreachable {
+                url: url.to_owned(),
+                cause: source,
+            },
+            other => protocol(other.to_string()),
+        })?;
+    let text = String::from_utf8(answer.body.to_vec()).map_err(|_| protocol("not UTF-8".into()))?;
+    if !answer.status.is_success() {
+        let message = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| body.trim().to_owned());
-        return Err(ConsoleError::Refused { status, message });
+            .unwrap_or_else(|| text.trim().to_owned());
+        return Err(ConsoleError::Refused {
+            status: answer.status.as_u16(),
+            message,
+        });
     }
-    serde_json::from_str(body).map_err(|_| protocol("the body is not JSON"))
+    serde_json::from_str(&text).map_err(|_| protocol("the body is not JSON".into()))
 }

@@ -1,6 +1,7 @@
 //! Fixtures shared by the integration tests: a fresh database of either backend per test, the
 //! spec §18.1 inventory fixture, a notifier and a replication sink that record what they are
-//! told, and a TCP proxy that can cut the database off.
+//! told, and a TCP proxy whose faults a test switches (the plain one that can cut the database
+//! off is `test_support::TcpProxy`).
 //!
 //! PostgreSQL tests use the server at [`PG_ADMIN_URL`] (override with `S23_TEST_PG_URL`): each
 //! test creates its own database `s23_test_<random>` and drops it when done, even on panic.
@@ -365,79 +366,6 @@ pub async fn recorded_inventory(db: &Db) -> (Inventory, Arc<Recorder>, Arc<Recor
         .await
         .expect("loading the inventory");
     (inventory, recorder, sink)
-}
-
-/// A TCP forwarder on a local port that can be stopped (every connection cut, the port
-/// closed) and started again on the same port: a database outage without touching the server.
-pub struct TcpProxy {
-    listen: SocketAddr,
-    target: SocketAddr,
-    running: Option<JoinHandle<()>>,
-}
-
-impl TcpProxy {
-    /// Starts forwarding a fresh local port to `target`.
-    pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the proxy");
-        let listen = listener.local_addr().expect("proxy address");
-        let mut proxy = TcpProxy {
-            listen,
-            target,
-            running: None,
-        };
-        proxy.running = Some(tokio::spawn(forward(listener, target)));
-        proxy
-    }
-
-    /// The port clients connect to.
-    pub fn port(&self) -> u16 {
-        self.listen.port()
-    }
-
-    /// Cuts every connection and closes the port.
-    pub async fn stop(&mut self) {
-        if let Some(task) = self.running.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    /// Listens again on the same port.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .expect("re-binding the proxy port");
-        self.running = Some(tokio::spawn(forward(listener, self.target)));
-    }
-}
-
-impl Drop for TcpProxy {
-    fn drop(&mut self) {
-        if let Some(task) = self.running.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Accepts and forwards until aborted; aborting drops the set, which aborts every connection.
-async fn forward(listener: TcpListener, target: SocketAddr) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((mut inbound, _)) = accepted else { continue };
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
 }
 
 /// Polls `condition` every 20 ms until it holds or `deadline` passes; returns whether it held.

@@ -1,5 +1,6 @@
-//! Fixtures of the web tests: a real node started in-process on a free port, a minimal HTTP/1.1
-//! client that keeps the session cookie, and a Phoenix V2 WebSocket client.
+//! Fixtures of the web tests: a real node started in-process on a free port, a browser-like HTTP
+//! client (on the workspace's `http_client`) that keeps the session cookie, and a Phoenix V2
+//! WebSocket client.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -9,12 +10,12 @@ use std::time::Duration;
 use channels::server::{ConnectInfo, Params};
 use channels::testing::{self, TestSocket, Timeouts};
 use futures::{SinkExt, StreamExt};
+use http_client::{Method, Origin};
 use serde_json::{Value, json};
 use sneakers23::cart::CartSigner;
 use sneakers23::model::ItemId;
 use sneakers23::node::{self, Node, NodeConfig};
 use sneakers23::sockets::product_socket;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -138,6 +139,24 @@ impl Response {
     }
 }
 
+impl From<http_client::Response> for Response {
+    fn from(response: http_client::Response) -> Self {
+        let headers = response
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect();
+        Self {
+            status: response.status.as_u16(),
+            headers,
+            body: response.text(),
+        }
+    }
+}
+
 /// A minimal browser: one request per connection, keeps the session cookie.
 pub struct Browser {
     addr: SocketAddr,
@@ -204,7 +223,8 @@ pub fn encode(value: &str) -> String {
         .collect()
 }
 
-/// Sends one request and reads the whole response.
+/// Sends one request and reads the whole response (a `POST` carries `form`, possibly empty, as
+/// `application/x-www-form-urlencoded`).
 pub async fn raw_request(
     addr: SocketAddr,
     method: &str,
@@ -213,109 +233,50 @@ pub async fn raw_request(
     form: Option<String>,
     extra_headers: &[(&str, &str)],
 ) -> Response {
-    let mut stream = TcpStream::connect(addr).await.expect("connecting");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let post = method == Method::POST;
+    let mut request = Origin::from_addr(addr)
+        .request(method, path)
+        .timeout(EVENT_TIMEOUT);
     if let Some(cookie) = cookie {
-        head.push_str(&format!("Cookie: {cookie}\r\n"));
+        request = request.header("cookie", cookie);
     }
     for (name, value) in extra_headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(*name, *value);
     }
-    let body = form.unwrap_or_default();
-    if method == "POST" {
-        head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    if post {
+        let form = form.unwrap_or_default();
+        request = request.body("application/x-www-form-urlencoded", form);
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(head.as_bytes()).await.expect("writing");
-    let mut raw = Vec::new();
-    tokio::time::timeout(EVENT_TIMEOUT, stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("reading");
-    parse(&raw)
+    let response = request.send().await;
+    response.unwrap_or_else(|e| panic!("{path}: {e}")).into()
 }
 
-/// `GET path` with `headers`, from the local address `source`: (status, headers, body).
+/// `GET path` with `headers`, from the local address `source`.
 pub async fn get_from(
     source: std::net::IpAddr,
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
 ) -> Response {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .expect("binding the source address");
-    let mut stream = socket.connect(addr).await.expect("connecting");
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut request = Origin::from_addr(addr)
+        .request(Method::GET, path)
+        .local_address(source)
+        .timeout(EVENT_TIMEOUT);
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(*name, *value);
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.expect("writing");
-    let mut raw = Vec::new();
-    tokio::time::timeout(EVENT_TIMEOUT, stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("reading");
-    parse(&raw)
+    let response = request.send().await;
+    response.unwrap_or_else(|e| panic!("{path}: {e}")).into()
 }
 
 /// `GET path` that tolerates a refused, closed or silent connection (`None`), for servers that
 /// may not answer yet.
 pub async fn try_get(addr: SocketAddr, path: &str) -> Option<Response> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(head.as_bytes()).await.ok()?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.ok()?;
-        Some(raw)
-    };
-    let raw = tokio::time::timeout(EVENT_TIMEOUT, exchange).await.ok()??;
-    let complete = raw.windows(4).any(|w| w == b"\r\n\r\n") && raw.starts_with(b"HTTP/1.1 ");
-    complete.then(|| parse(&raw))
-}
-
-fn parse(raw: &[u8]) -> Response {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("end of headers");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
-    out
+    let request = Origin::from_addr(addr)
+        .request(Method::GET, path)
+        .timeout(EVENT_TIMEOUT);
+    request.send().await.ok().map(Response::from)
 }
 
 /// The value of `window.cartId` in a page.

@@ -1,15 +1,13 @@
-//! Shared by the broker adapter tests: a TCP proxy that can cut a node off the broker (without
-//! touching the broker, which other tests and engineers use), unique cluster names, and the
-//! scenarios every broker must pass.
+//! Shared by the broker adapter tests: unique cluster names, and the scenarios every broker must
+//! pass (cutting a node off the broker goes through `test_support::TcpProxy`, without touching
+//! the broker, which other tests use).
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pubsub::{AdapterStatus, Inbox, PubSub};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use test_support::TcpProxy;
 
 /// How long a test waits for something that must happen.
 pub const DEADLINE: Duration = Duration::from_secs(15);
@@ -17,73 +15,6 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 /// A cluster name no other test uses.
 pub fn unique_cluster() -> String {
     format!("t{:016x}", rand::random::<u64>())
-}
-
-/// A local port forwarding to `target` that can be stopped (every connection cut, the port
-/// closed) and started again on the same port.
-pub struct TcpProxy {
-    listen: SocketAddr,
-    target: SocketAddr,
-    running: Option<JoinHandle<()>>,
-}
-
-impl TcpProxy {
-    /// Starts forwarding a fresh local port to `target`.
-    pub async fn start(target: &str) -> Self {
-        let target: SocketAddr = target.parse().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listen = listener.local_addr().unwrap();
-        TcpProxy {
-            listen,
-            target,
-            running: Some(tokio::spawn(forward(listener, target))),
-        }
-    }
-
-    /// The port clients connect to.
-    pub fn port(&self) -> u16 {
-        self.listen.port()
-    }
-
-    /// Cuts every connection and closes the port.
-    pub async fn stop(&mut self) {
-        if let Some(task) = self.running.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    /// Listens again on the same port.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        let listener = TcpListener::bind(self.listen).await.unwrap();
-        self.running = Some(tokio::spawn(forward(listener, self.target)));
-    }
-}
-
-impl Drop for TcpProxy {
-    fn drop(&mut self) {
-        if let Some(task) = self.running.take() {
-            task.abort();
-        }
-    }
-}
-
-async fn forward(listener: TcpListener, target: SocketAddr) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((mut inbound, _)) = accepted else { continue };
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
 }
 
 /// Waits until `pubsub` reports `want` (compared by variant).
@@ -210,7 +141,7 @@ pub async fn operations_cross_nodes(base: &str) {
 /// bring `Connected` and cross-node traffic back without any restart.
 pub async fn broker_loss_is_survived(base: &str, broker_addr: &str) {
     let cluster = unique_cluster();
-    let mut proxy = TcpProxy::start(broker_addr).await;
+    let mut proxy = TcpProxy::start(broker_addr.parse().unwrap()).await;
     let scheme = base.split("://").next().unwrap();
     let via_proxy = with_cluster(&format!("{scheme}://127.0.0.1:{}", proxy.port()), &cluster);
     let a = pubsub::connect("a", Some(&via_proxy)).unwrap();

@@ -10,15 +10,13 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use test_support::ListeningProcess;
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -34,8 +32,7 @@ pub const QUIET: Duration = Duration::from_millis(300);
 pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
-    child: Child,
-    log: Arc<Mutex<String>>,
+    process: ListeningProcess,
 }
 
 impl Server {
@@ -49,50 +46,24 @@ impl Server {
             .env_remove("STATSD_ADDR")
             .env_remove("NODE_NAME")
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("starting hello_sockets serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("listening on http://") {
-                    return url.trim().parse::<SocketAddr>().ok();
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("hello_sockets did not start:\n{}", log.lock()));
-        // Keep reading stdout, so that the server never writes into a closed pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { addr, child, log }
+            .envs(env.iter().copied());
+        let process = ListeningProcess::spawn(command).await;
+        Server {
+            addr: process.addr,
+            process,
+        }
     }
 
     /// The log so far.
     pub fn log(&self) -> String {
-        self.log.lock().clone()
+        self.process.log()
     }
 
     /// Waits until a log line contains every one of `parts`; returns that line.
     pub async fn wait_log(&self, parts: &[&str]) -> String {
         let found = eventually(TIMEOUT, || {
-            self.log
+            self.process
+                .log
                 .lock()
                 .lines()
                 .find(|line| parts.iter().all(|p| line.contains(p)))
@@ -118,26 +89,17 @@ impl Server {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// The body of `GET path` on this node.
+    /// The body of `GET path` on this node, whatever the status.
     pub async fn console_get(&self, path: &str) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
-            self.addr
-        );
-        stream.write_all(request.as_bytes()).await.expect("request");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.expect("answer");
-        answer
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_owned())
-            .unwrap_or_default()
+        let request = http_client::Request::get(&format!("{}{path}", self.url()))
+            .expect("a node URL")
+            .timeout(TIMEOUT);
+        request.send().await.expect("answer").text()
     }
 
     /// Stops the process now.
     pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        self.process.kill().await;
     }
 }
 
