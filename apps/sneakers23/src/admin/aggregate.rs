@@ -73,13 +73,13 @@ use serde::Serialize;
 
 use tracker::{Key, PhxRef, PresenceEntry, TopicDiff};
 
-use crate::inventory::InventorySnapshot;
-use crate::level::AvailabilityLevel;
-use crate::model::{ItemId, ProductId};
+use sneakers23_core::inventory::InventorySnapshot;
+use sneakers23_core::level::AvailabilityLevel;
+use sneakers23_core::model::{ItemId, ProductId};
 
 /// Most distinct page buckets reported; tabs on further pages count in `other_pages`.
 pub const MAX_PAGES: usize = 64;
-pub use crate::cart_meta::{CartMeta, MAX_PAGE_LEN};
+pub use sneakers23_core::cart_meta::{CartMeta, MAX_PAGE_LEN};
 /// Interval of the shopper-count history, in milliseconds.
 pub const HISTORY_STEP_MS: i64 = 2_000;
 /// Points kept in the shopper-count history (ten minutes at [`HISTORY_STEP_MS`]).
@@ -580,8 +580,8 @@ fn changed_entries<K: Ord + Clone, V: PartialEq + Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::fixture_with;
     use serde_json::{Value, json};
+    use sneakers23_core::test_support::fixture_with;
     use tracker::Meta;
 
     fn presence(key: &str, n: u64, meta: Value) -> PresenceEntry {

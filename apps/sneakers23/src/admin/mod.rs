@@ -57,8 +57,8 @@ use tracker::TopicDiff;
 
 use crate::config::AdminCredentials;
 use crate::headers::nosniff;
-use crate::inventory::{Inventory, InventorySnapshot};
 use aggregate::{AggregateSnapshot, CartAggregate};
+use sneakers23_core::inventory::{Inventory, InventorySnapshot};
 
 /// The topic of the aggregate view.
 pub const DASHBOARD_TOPIC: &str = "admin:dashboard";
