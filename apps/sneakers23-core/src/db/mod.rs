@@ -1,0 +1,118 @@
+//! Storage: the database is the source of truth for release state and availability (spec §3.1).
+//!
+//! Two backends sit behind one handle, [`Db`]:
+//!
+//! - **SQLite** (the default): a file under `./data/` ([`DEFAULT_DATABASE_URL`]); the directory and
+//!   the file are created on first use; WAL journal, a busy timeout, foreign keys on.
+//! - **PostgreSQL** when the URL starts with `postgres://` or `postgresql://`.
+//!
+//! Each backend has its own embedded migration folder (`migrations/sqlite`, `migrations/postgres`),
+//! and every query is written once with `$N` placeholders (both drivers accept them) and run on
+//! whichever pool the handle holds.
+//!
+//! ## Never oversell
+//!
+//! Selling one unit is a single conditional statement:
+//! `UPDATE item_availabilities SET available_count = available_count - 1
+//!  WHERE item_id = $1 AND available_count > 0`.
+//! Exactly one changed row means sold; anything else is [`DbError::NotAvailable`]. A cart purchase
+//! runs that statement for every item inside one transaction and rolls everything back when any
+//! item fails ([`DbError::PurchaseFailed`]).
+//!
+//! ## Outages
+//!
+//! The pools create connections on demand, test a pooled connection before handing it out and
+//! give up on an acquire after a short timeout ([`DbOptions::acquire_timeout`]). So while the
+//! database is away every call fails fast with [`DbError::Unavailable`], and once it is back the
+//! next call opens a fresh connection: nothing has to be restarted.
+//!
+//! ## Modules
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `connect.rs` | [`DbOptions`], building either backend's pool from a URL, the SQLite file, [`redact_url`] |
+//! | `error.rs` | [`DbError`] and which driver errors mean "unreachable" |
+//! | `health.rs` | what the node has seen of its writes (connections replaced after a refusal), the write probe |
+//! | `schema.rs` | the embedded migrations, `migrate` and `reset` |
+//! | `catalog.rs` | products, items and availabilities: insert, load, release |
+//! | `orders.rs` | selling: the one-unit sale, the cart purchase as an idempotent order, its lost-commit check |
+
+mod catalog;
+mod connect;
+mod error;
+mod health;
+mod orders;
+mod schema;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+
+pub use catalog::InsertedProduct;
+pub use connect::{DEFAULT_DATABASE_URL, DbOptions, redact_url};
+pub use error::DbError;
+pub use orders::{Order, Purchase};
+
+use health::WriteHealth;
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The pool of the backend the URL named; every query runs on it through [`on_pool!`].
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle on the store's database (cheap to clone; clones share the pool).
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: Pool,
+    writes: Arc<WriteHealth>,
+    /// The SQLite file, to notice it being deleted under the node.
+    sqlite_file: Option<PathBuf>,
+    transaction_timeout: Duration,
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of either backend.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+// By path, so that the submodules import it like any other item.
+use on_pool;
+
+impl Db {
+    /// The backend this handle talks to.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Round-trips a trivial query (health check).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+            .map_err(|e| DbError::from_sqlx("checking the database connection".into(), e))
+    }
+
+    /// Closes every connection; later calls fail with [`DbError::Unavailable`].
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
