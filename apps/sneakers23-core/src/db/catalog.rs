@@ -3,7 +3,8 @@
 
 use crate::model::{Availability, Item, ItemId, NewProduct, Product, ProductId};
 
-use super::{Db, DbError, on_pool};
+use super::error::DbError;
+use super::{Db, on_pool};
 
 type ProductRow = (i64, String, i32, String, String, String, i32, String, bool);
 

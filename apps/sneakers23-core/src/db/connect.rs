@@ -10,7 +10,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Db, DbError, Pool, WriteHealth};
+use super::error::DbError;
+use super::health::WriteHealth;
+use super::{Db, Pool};
 
 /// Database used when no URL is configured: a SQLite file under `./data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/sneakers23.db";

@@ -26,16 +26,20 @@
 //! database is away every call fails fast with [`DbError::Unavailable`], and once it is back the
 //! next call opens a fresh connection: nothing has to be restarted.
 //!
-//! ## Modules
+//! ## Files
+//!
+//! `error.rs` and `health.rs` import nothing else from here. `mod.rs` holds the [`Db`] handle
+//! (its pool, ping, close, the file check, the write probe) and uses them. The other files add
+//! to the handle; they import it, and `mod.rs` only re-exports what they define.
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `connect.rs` | [`DbOptions`], building either backend's pool from a URL, the SQLite file, [`redact_url`] |
-//! | `error.rs` | [`DbError`] and which driver errors mean "unreachable" |
-//! | `health.rs` | what the node has seen of its writes (connections replaced after a refusal), the write probe |
+//! | `error.rs` | [`DbError`]; which driver errors mean "unreachable" |
+//! | `health.rs` | what the node has seen of its writes; connections replaced after a refusal |
+//! | `connect.rs` | [`DbOptions`]; a pool from a URL; the SQLite file; [`redact_url`] |
 //! | `schema.rs` | the embedded migrations, `migrate` and `reset` |
-//! | `catalog.rs` | products, items and availabilities: insert, load, release |
-//! | `orders.rs` | selling: the one-unit sale, the cart purchase as an idempotent order, its lost-commit check |
+//! | `catalog.rs` | products, items and availabilities: insert, load, read, release |
+//! | `orders.rs` | the one-unit sale; the cart purchase as an idempotent order; a lost commit |
 
 mod catalog;
 mod connect;
@@ -97,6 +101,62 @@ macro_rules! on_pool {
 use on_pool;
 
 impl Db {
+    /// Fails with [`DbError::FileGone`] when the SQLite file this node opened no longer
+    /// exists at its path (no-op for PostgreSQL and in-memory databases).
+    pub fn check_file(&self) -> Result<(), DbError> {
+        match &self.sqlite_file {
+            Some(path) if !path.exists() => Err(DbError::FileGone { path: path.clone() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The last write's error, if no write succeeded since.
+    pub fn last_write_error(&self) -> Option<String> {
+        self.writes.last_error()
+    }
+
+    /// Records the outcome of a write (see [`WriteHealth`]).
+    pub(super) fn note_write<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
+        match &result {
+            Ok(_) => self.writes.succeeded(),
+            Err(DbError::NotAvailable { .. } | DbError::PurchaseFailed { .. }) => {}
+            Err(DbError::ProductNotFound { .. }) => {}
+            Err(error) => self.writes.failed(error),
+        }
+        result
+    }
+
+    /// Rewrites the one row of `health_probe` (bounded by the transaction timeout): proves
+    /// that the database still accepts writes, for `/health`.
+    pub async fn probe_write(&self) -> Result<(), DbError> {
+        let result = async {
+            self.check_file()?;
+            let write = async {
+                on_pool!(self, pool => sqlx::query(
+                    "UPDATE health_probe SET checked_at = CURRENT_TIMESTAMP WHERE id = 1",
+                )
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))
+                .map_err(|e| DbError::from_sqlx("writing the health probe".into(), e))
+            };
+            match tokio::time::timeout(self.transaction_timeout, write).await {
+                Ok(Ok(1)) => Ok(()),
+                Ok(Ok(_)) => Err(DbError::Query {
+                    action: "writing the health probe".into(),
+                    cause: sqlx::Error::RowNotFound,
+                }),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(DbError::TimedOut {
+                    action: "writing the health probe".into(),
+                    after: self.transaction_timeout,
+                }),
+            }
+        }
+        .await;
+        self.note_write(result)
+    }
+
     /// The backend this handle talks to.
     pub fn backend(&self) -> Backend {
         match self.pool {

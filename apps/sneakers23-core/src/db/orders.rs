@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::model::ItemId;
 
-use super::{Db, DbError, Pool, on_pool};
+use super::error::DbError;
+use super::{Db, Pool, on_pool};
 
 /// One order: the purchase of a cart, named by its number on the completion page.
 #[derive(Debug, Clone, PartialEq, Eq)]

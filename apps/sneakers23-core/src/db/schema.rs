@@ -3,7 +3,8 @@
 
 use sqlx::migrate::Migrator;
 
-use super::{Db, DbError, Pool, on_pool};
+use super::error::DbError;
+use super::{Db, Pool, on_pool};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
