@@ -20,7 +20,7 @@
 //! with the one in the message and pushes `cart`. A completed checkout sends one with an empty
 //! cart to every tab ([`clear_cart_everywhere`]).
 //!
-//! **item_out:<id>** messages (node-local) re-render the cart so the sold-out item greys out.
+//! **`item_out:<id>`** messages (node-local) re-render the cart so the sold-out item greys out.
 //!
 //! After every change the `item_out` subscriptions are recomputed from the cart's contents (set
 //! difference, §19.3) and the presence meta's `items` updated.
