@@ -4,6 +4,7 @@
 use crate::model::{Availability, Item, ItemId, NewProduct, Product, ProductId};
 
 use super::error::DbError;
+use super::records::InsertedProduct;
 use super::{Db, on_pool};
 
 type ProductRow = (i64, String, i32, String, String, String, i32, String, bool);
@@ -25,15 +26,6 @@ fn product_from_row(r: ProductRow) -> Product {
 
 const SELECT_PRODUCT: &str = "SELECT id, sku, \"order\", brand, name, color, price_usd, \
      main_image_url, released FROM products";
-
-/// Ids assigned by [`Db::insert_catalog`] to one product and its items.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InsertedProduct {
-    /// The product's id.
-    pub id: ProductId,
-    /// Its items' ids, in the order given.
-    pub item_ids: Vec<ItemId>,
-}
 
 impl Db {
     /// Number of products stored.

@@ -28,15 +28,18 @@
 //!
 //! ## Files
 //!
-//! `error.rs` and `health.rs` import nothing else from here. `mod.rs` holds the [`Db`] handle
-//! (its pool, ping, close, the file check, the write probe) and uses them. The other files add
-//! to the handle; they import it, and `mod.rs` only re-exports what they define.
+//! Imports go one way. The values (`error.rs`, `options.rs`, `records.rs`, `health.rs`) import
+//! nothing else from here; `mod.rs` holds the [`Db`] handle (its pool, ping, close, the file
+//! check, the write probe) and re-exports the values; the files that add to the handle
+//! (`connect.rs`, `schema.rs`, `catalog.rs`, `orders.rs`) import both, and nothing imports them.
 //!
 //! | file | what it holds |
 //! |---|---|
 //! | `error.rs` | [`DbError`]; which driver errors mean "unreachable" |
+//! | `options.rs` | [`DbOptions`], [`DEFAULT_DATABASE_URL`], [`redact_url`] |
+//! | `records.rs` | [`Order`], [`Purchase`], [`InsertedProduct`] |
 //! | `health.rs` | what the node has seen of its writes; connections replaced after a refusal |
-//! | `connect.rs` | [`DbOptions`]; a pool from a URL; the SQLite file; [`redact_url`] |
+//! | `connect.rs` | a pool from a URL, for either backend; the SQLite file |
 //! | `schema.rs` | the embedded migrations, `migrate` and `reset` |
 //! | `catalog.rs` | products, items and availabilities: insert, load, read, release |
 //! | `orders.rs` | the one-unit sale; the cart purchase as an idempotent order; a lost commit |
@@ -45,7 +48,9 @@ mod catalog;
 mod connect;
 mod error;
 mod health;
+mod options;
 mod orders;
+mod records;
 mod schema;
 
 use std::path::PathBuf;
@@ -55,10 +60,9 @@ use std::time::Duration;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
-pub use catalog::InsertedProduct;
-pub use connect::{DEFAULT_DATABASE_URL, DbOptions, redact_url};
 pub use error::DbError;
-pub use orders::{Order, Purchase};
+pub use options::{DEFAULT_DATABASE_URL, DbOptions, redact_url};
+pub use records::{InsertedProduct, Order, Purchase};
 
 use health::WriteHealth;
 

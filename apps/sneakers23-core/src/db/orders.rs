@@ -6,36 +6,8 @@ use std::time::{Duration, Instant};
 use crate::model::ItemId;
 
 use super::error::DbError;
+use super::records::{Order, Purchase};
 use super::{Db, Pool, on_pool};
-
-/// One order: the purchase of a cart, named by its number on the completion page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    /// The order number.
-    pub id: i64,
-    /// The idempotency key the checkout form carried.
-    pub key: String,
-    /// The items bought, one unit each.
-    pub item_ids: Vec<ItemId>,
-}
-
-/// The result of [`Db::purchase_order`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Purchase {
-    /// The order was written now, with the stock it took.
-    New(Order),
-    /// An order with this key already existed (a replayed form): nothing was sold again.
-    Existing(Order),
-}
-
-impl Purchase {
-    /// The order, new or existing.
-    pub fn order(&self) -> &Order {
-        match self {
-            Self::New(order) | Self::Existing(order) => order,
-        }
-    }
-}
 
 fn encode_item_ids(item_ids: &[ItemId]) -> String {
     item_ids
