@@ -15,7 +15,8 @@ cargo test --workspace --locked
 
 echo "== rustdoc of the library crates (warnings are errors; broker adapters included)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked \
-  -p channels-protocol -p channels -p pubsub -p tracker --features pubsub/redis,pubsub/nats
+  -p channels-protocol -p channels -p pubsub -p tracker -p sneakers23-core \
+  --features pubsub/redis,pubsub/nats
 
 echo "== fuzz: a short run of each target (skipped without a nightly toolchain)"
 bash scripts/fuzz.sh
