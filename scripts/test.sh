@@ -15,7 +15,8 @@ cargo test --workspace --locked
 
 echo "== rustdoc of the library crates (warnings are errors; broker adapters included)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked \
-  -p phoenix-channels-protocol -p phoenix-channels-server -p phoenix-pubsub -p phoenix-tracker -p http-client -p test-support --features phoenix-pubsub/redis,phoenix-pubsub/nats
+  -p phoenix-channels-protocol -p phoenix-channels-server -p phoenix-pubsub -p phoenix-tracker -p http-client -p test-support -p sneakers23-core \
+  --features phoenix-pubsub/redis,phoenix-pubsub/nats
 
 echo "== cargo package: each library crate alone (resolves against the crates.io index)"
 for crate in phoenix-pubsub phoenix-tracker phoenix-channels-protocol phoenix-channels-server; do

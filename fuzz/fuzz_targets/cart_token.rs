@@ -1,7 +1,7 @@
-//! The store's serialized cart, as `CartTokens::verify` and `Cart::restore` in apps/sneakers23 read
-//! it from the cart channel's join params and the checkout form: a Phoenix.Token with salt
-//! `"shopping cart serialization"`, verified with a 7-day max age, whose data must be a list of
-//! integers (item ids), deduplicated in order.
+//! The store's serialized cart, as `CartTokens::verify` and `Cart::restore` in
+//! apps/sneakers23-core read it from the cart channel's join params and the checkout form: a
+//! Phoenix.Token with salt `"shopping cart serialization"`, verified with a 7-day max age, whose
+//! data must be a list of integers (item ids), deduplicated in order.
 //!
 //! The store crate itself is not linked (its database, web and template dependencies would
 //! multiply the instrumented build time); these are the exact calls it makes. The first byte

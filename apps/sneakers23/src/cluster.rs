@@ -31,10 +31,10 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::fragments::size_selector_html;
-use crate::inventory::Inventory;
-use crate::inventory::{InventoryNotifier, InventorySnapshot, StockChange};
-use crate::level::AvailabilityLevel;
 use crate::notifier::{RELEASED, STOCK_CHANGE, product_topic};
+use sneakers23_core::inventory::Inventory;
+use sneakers23_core::inventory::{InventoryNotifier, InventorySnapshot, StockChange};
+use sneakers23_core::level::AvailabilityLevel;
 
 /// Follows `pubsub`'s adapter status for as long as the task runs (abort it on shutdown); see the
 /// module docs.
@@ -108,9 +108,9 @@ async fn resync(inventory: &Inventory, endpoint: &Endpoint, notifier: &dyn Inven
 /// What changed between two snapshots, as this node's clients must hear it.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Missed {
-    released: Vec<crate::model::ProductId>,
+    released: Vec<sneakers23_core::model::ProductId>,
     stock_changes: Vec<StockChange>,
-    sold_out: Vec<crate::model::ItemId>,
+    sold_out: Vec<sneakers23_core::model::ItemId>,
 }
 
 fn differences(before: &InventorySnapshot, after: &InventorySnapshot) -> Missed {
@@ -143,7 +143,7 @@ fn differences(before: &InventorySnapshot, after: &InventorySnapshot) -> Missed 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Availability, Item, Product};
+    use sneakers23_core::model::{Availability, Item, Product};
 
     fn snapshot(released: bool, counts: &[(i64, i32)]) -> InventorySnapshot {
         let product = Product {

@@ -1,8 +1,9 @@
 //! Node configuration that is more than a plain value: the environment (development or
 //! production), the signing secret, the admin credentials and the CartTracker's timing.
 //!
-//! The `serve` command's flags (see `main.rs`) are turned into a [`crate::node::NodeConfig`]
-//! with the helpers here, so the rules are written once and tested without a server:
+//! The `serve` command's flags (the binary's `cli.rs`) are turned into a
+//! [`crate::node::NodeConfig`] with the helpers here, so the rules are written once and tested
+//! without a server:
 //!
 //! - [`resolve_secret_key_base`]: production requires `SECRET_KEY_BASE`; development generates
 //!   one on first start and keeps it in a file so that sessions and cart tokens survive restarts.

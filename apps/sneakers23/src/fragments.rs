@@ -7,7 +7,7 @@
 
 use askama::Template;
 
-use crate::inventory::CompleteProduct;
+use sneakers23_core::inventory::CompleteProduct;
 
 /// A string as a JavaScript literal that is safe inside an inline `<script>`.
 pub fn js_string(value: &str) -> String {
@@ -48,12 +48,12 @@ pub fn size_selector_html(product: &CompleteProduct) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::fixture_with;
+    use sneakers23_core::test_support::{fixture_with, set_available};
 
     #[test]
     fn the_size_selector_has_a_button_per_item_with_its_level() {
         let mut snapshot = fixture_with(true);
-        snapshot.set_available(2, 0);
+        set_available(&mut snapshot, 2, 0);
         let product = snapshot.product(1).expect("product 1");
         let html = size_selector_html(product);
         assert!(html.starts_with("<form class=\"size-container\""), "{html}");

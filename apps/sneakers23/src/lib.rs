@@ -1,25 +1,16 @@
-//! Sneakers23: the real-time sneaker store of *Real-Time Phoenix*, in Rust.
+//! Sneakers23: the real-time sneaker store of *Real-Time Phoenix*, in Rust — the serving node.
 //!
-//! The crate has two layers (see `docs/ARCHITECTURE.md`); a module imports only from its own
-//! layer or the one below, and no two modules import each other. The core holds the store's
-//! business logic, free of any web framework, so that the web layer, the operator CLI and the
-//! tests all drive the same code:
+//! The store is two crates (see `docs/ARCHITECTURE.md`). Its business logic, free of any web
+//! framework, is `sneakers23-core` (catalogue, storage, inventory and its replication, cart,
+//! checkout, control API messages), re-exported here under the same names ([`db`],
+//! [`inventory`], [`cart`], …) so the CLI, tests and benchmarks reach it through one crate. This
+//! crate serves it; a module imports only from the core or from modules below it here, and no
+//! two modules import each other:
 //!
-//! - [`db`]: storage (SQLite by default, PostgreSQL by URL), embedded migrations, the
-//!   never-oversell conditional sale and the all-or-nothing cart purchase;
-//! - [`seed`]: the book's two shoes with random stock;
-//! - [`level`]: availability levels (`out`, `low`, `medium`, `high`);
-//! - [`inventory`]: the per-node cache every read is served from, and the release / sell /
-//!   purchase operations with their notifications;
-//! - [`replication`]: inventory events between nodes over pubsub;
-//! - [`cart`]: the cart and its rendering; [`cart_meta`]: a tab's bounded CartTracker meta; [`checkout`]: the checkout checks and page model;
-//! - [`fragments`]: HTML both the pages and the broadcasts carry (the size selector);
-//! - [`control_api`]: the operator control API's paths, queries and answers;
-//! - [`reducer`]: sell stock at random (demo and load tool).
-//!
-//! On the core, the serving node (no state holds the secret; [`node`] builds each area's state):
-//!
-//! - [`node`]: starting and stopping a node (`serve`), [`config`]: its settings;
+//! - [`fragments`]: HTML both the pages and the broadcasts carry (the size selector), below
+//!   [`web`], [`notifier`], [`cluster`] and [`admin`], which all render it;
+//! - [`node`]: starting and stopping a node (`serve`), building each area's state (no state
+//!   holds the secret), [`config`]: its settings;
 //! - [`listener`]: accepting connections, and refusing them cleanly when file descriptors run
 //!   out; [`server`]: serving them with a header-read timeout and a cap per source address;
 //! - [`cluster`]: the node in a cluster (catching up after a broker outage);
@@ -27,36 +18,24 @@
 //!   ([`web::ShopState`], [`web::ops::ControlState`], [`web::health::HealthState`]);
 //!   [`headers`]: response headers several routers set;
 //! - [`sockets`]: the ProductSocket with its `product:*` and `cart:*` channels;
-//! - [`notifier`]: inventory changes to browsers; [`tokens`]: the signed cart and control token;
-//! - [`control`]: the operator CLI's client of the control API; [`logs`]: rate-limited log
-//!   lines for clients' bad input;
+//! - [`notifier`]: inventory changes to browsers;
+//! - [`control`]: the operator CLI's client of the control API;
 //! - [`admin`]: the admin dashboard of live shoppers (CartTracker presence and its aggregate).
 
 pub mod admin;
-pub mod cart;
-pub mod cart_meta;
-pub mod checkout;
 pub mod cluster;
 pub mod config;
 pub mod control;
-pub mod control_api;
-pub mod db;
 pub mod fragments;
 pub mod headers;
-pub mod inventory;
-pub mod level;
 pub mod listener;
-pub mod logs;
-pub mod model;
 pub mod node;
 pub mod notifier;
-pub mod reducer;
-pub mod replication;
-pub mod seed;
 pub mod server;
 pub mod sockets;
-pub mod tokens;
 pub mod web;
 
-#[cfg(test)]
-mod test_support;
+pub use sneakers23_core::{
+    cart, cart_meta, checkout, control_api, db, inventory, level, logs, model, reducer,
+    replication, seed, tokens,
+};

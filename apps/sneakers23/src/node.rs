@@ -44,18 +44,18 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState, Dashboard};
 use crate::config::{AdminCredentials, ConfigError, Env};
-use crate::db::{Db, DbError, DbOptions, redact_url};
-use crate::inventory::Inventory;
 use crate::listener::FdLimitListener;
 use crate::notifier::ChannelNotifier;
-use crate::replication::Replication;
-use crate::seed;
 use crate::sockets::{CART_TRACKER_NAME, CART_TRACKER_TOPIC};
-use crate::tokens::CartTokens;
 use crate::web::health::{self, HealthState};
 use crate::web::ops::{self, ControlState};
 use crate::web::session::SessionKeys;
 use crate::web::{self, ShopState};
+use sneakers23_core::db::{Db, DbError, DbOptions, redact_url};
+use sneakers23_core::inventory::Inventory;
+use sneakers23_core::replication::Replication;
+use sneakers23_core::seed;
+use sneakers23_core::tokens::CartTokens;
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -156,7 +156,7 @@ impl NodeConfig {
             node_name: "test".into(),
             env: Env::Dev,
             check_origin: CheckOrigin::Disabled,
-            max_cart_items: crate::cart::DEFAULT_MAX_CART_ITEMS,
+            max_cart_items: sneakers23_core::cart::DEFAULT_MAX_CART_ITEMS,
             admin: AdminCredentials::development(),
             tracker: tracker::Options {
                 broadcast_period: Duration::from_millis(100),

@@ -17,8 +17,10 @@ use channels::server::{Endpoint, to_object};
 use serde_json::json;
 
 use crate::fragments::size_selector_html;
-use crate::inventory::{CompleteProduct, InventoryNotifier, ReplicationEvent, StockChange};
-use crate::model::{ItemId, ProductId};
+use sneakers23_core::inventory::{
+    CompleteProduct, InventoryNotifier, ReplicationEvent, StockChange,
+};
+use sneakers23_core::model::{ItemId, ProductId};
 
 /// Event carrying a released product's size selector.
 pub const RELEASED: &str = "released";

@@ -13,7 +13,7 @@
 //!   load generator runs over loopback.
 //!
 //! Refusals are counted in `/metrics` (`store_connections_refused_per_ip_total`) and logged,
-//! rate-limited ([`crate::logs`]). Requests carry `ConnectInfo<SocketAddr>` as with
+//! rate-limited ([`sneakers23_core::logs`]). Requests carry `ConnectInfo<SocketAddr>` as with
 //! `axum::serve`. Graceful shutdown finishes the requests in flight; upgraded WebSockets are
 //! the channels endpoint's to drain.
 
@@ -189,7 +189,7 @@ pub async fn serve(
         };
         let Some(slot) = per_ip.admit(remote.ip()) else {
             metrics::counter!(REFUSED_PER_IP_TOTAL).increment(1);
-            crate::logs::client_warning_with(
+            sneakers23_core::logs::client_warning_with(
                 "connection refused: too many open from one address (MAX_CONNECTIONS_PER_IP)",
                 &remote.ip(),
             );

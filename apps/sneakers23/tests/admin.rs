@@ -2,6 +2,10 @@
 //! `/admin/aggregate.json` behind Basic auth, the admin socket's token check, the raw CartTracker stream (`presence_state`,
 //! then `presence_diff`s following every cart's join, update and leave), and the aggregate
 //! stream (`aggregate`, then `aggregate_delta`s following carts, releases and sales).
+//!
+//! One file of more than 600 lines on purpose: the page, the socket and both streams share the
+//! waiting helpers of this file, and each file under `tests/` is one more binary linking the
+//! whole store.
 
 mod common;
 

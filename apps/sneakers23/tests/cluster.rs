@@ -23,6 +23,10 @@
 //!
 //! The tests of this file take turns (a file-wide lock): a handful of node processes at a time is
 //! what two cores can run with 100 ms ticks. Every wait is on a condition with a deadline.
+//!
+//! One file of more than 600 lines on purpose: every scenario uses the cluster harness defined
+//! here (nodes, a proxy per node, the turn lock), and each file under `tests/` is one more binary
+//! linking the whole store.
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! HTTP surface of a real node (spec §8, §13, §18.1, §20.2 items 16 and 18): the product page,
 //! the session's cart id, the checkout flow with its flash messages and the database decrement,
 //! assets, health, metrics and the control API.
+//!
+//! One file of more than 600 lines on purpose: these are the areas of one HTTP surface, each test
+//! a short scenario on its own node, and each file under `tests/` is one more binary linking the
+//! whole store.
 
 mod common;
 

@@ -10,7 +10,7 @@
 //!
 //! Failed logins (credentials sent and wrong) are counted in `/metrics`
 //! (`store_admin_login_failures_total`), logged with the user name and the client's address —
-//! never the password — (rate-limited, [`crate::logs`]), and throttled per address by
+//! never the password — (rate-limited, [`sneakers23_core::logs`]), and throttled per address by
 //! [`LoginThrottle`]: [`LOGIN_BURST`] failures, then one more every [`LOGIN_REFILL`]; meanwhile
 //! the address gets `429 Too Many Requests` with `Retry-After`, without its credentials being
 //! checked (`store_admin_login_throttled_total`).
@@ -121,7 +121,10 @@ pub fn authorize(
     let now = Instant::now();
     if let Some(wait) = throttle.wait(ip, now) {
         metrics::counter!("store_admin_login_throttled_total").increment(1);
-        crate::logs::client_warning_with("admin login throttled", &format_args!("address={ip}"));
+        sneakers23_core::logs::client_warning_with(
+            "admin login throttled",
+            &format_args!("address={ip}"),
+        );
         let seconds = wait.as_secs().max(1).to_string();
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
@@ -146,7 +149,7 @@ pub fn authorize(
             .chars()
             .take(64)
             .collect();
-        crate::logs::client_warning_with(
+        sneakers23_core::logs::client_warning_with(
             "admin login failed",
             &format_args!("user={user:?} address={ip}"),
         );

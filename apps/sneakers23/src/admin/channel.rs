@@ -5,7 +5,7 @@
 //!   `presence_diff` broadcasts of the topic follow by themselves. This is the stream
 //!   phoenix.js `Presence` consumes, kept for compatibility. The list is one frame, so the join
 //!   is refused while more than [`MAX_RAW_PRESENCES`] tabs are tracked (reason names the
-//!   aggregate view to use instead): with bounded metas ([`crate::cart_meta`]) the frame stays
+//!   aggregate view to use instead): with bounded metas ([`sneakers23_core::cart_meta`]) the frame stays
 //!   under a few megabytes.
 //! - [`DashboardChannel`] (`admin:dashboard`): join always succeeds; right after, the
 //!   [`aggregate`](super::AGGREGATE) snapshot is pushed; the publisher's `aggregate_delta`

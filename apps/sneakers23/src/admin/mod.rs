@@ -57,14 +57,14 @@ use tracker::TopicDiff;
 
 use crate::config::AdminCredentials;
 use crate::headers::nosniff;
-use crate::inventory::{Inventory, InventorySnapshot};
 use aggregate::{AggregateSnapshot, CartAggregate};
+use sneakers23_core::inventory::{Inventory, InventorySnapshot};
 
 /// The topic of the aggregate view.
 pub const DASHBOARD_TOPIC: &str = "admin:dashboard";
 /// Event carrying a full [`AggregateSnapshot`] (after join, and as the reply to `snapshot`).
 pub const AGGREGATE: &str = "aggregate";
-/// Event carrying an [`AggregateDelta`].
+/// Event carrying an [`AggregateDelta`](aggregate::AggregateDelta).
 pub const AGGREGATE_DELTA: &str = "aggregate_delta";
 /// Shortest interval between two deltas.
 pub const PUBLISH_PERIOD: Duration = Duration::from_millis(250);

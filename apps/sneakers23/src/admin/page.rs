@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::{ADMIN_TOKEN_DATA, AdminState, auth};
 use crate::fragments::js_string;
-use crate::inventory::CompleteProduct;
+use sneakers23_core::inventory::CompleteProduct;
 
 /// The dashboard script.
 pub const ADMIN_JS: &str = include_str!("../../assets/admin.js");
@@ -67,7 +67,7 @@ pub async fn show(
         }
     };
     let snapshot = state.inventory.snapshot();
-    let nonce = crate::checkout::new_order_key();
+    let nonce = sneakers23_core::checkout::new_order_key();
     let page = AdminPage {
         products: snapshot.products().collect(),
         token_js: js_string(&token),
@@ -130,7 +130,7 @@ pub async fn stylesheet() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::fixture_with;
+    use sneakers23_core::test_support::fixture_with;
 
     #[test]
     fn renders_released_and_unreleased_products() -> Result<(), askama::Error> {

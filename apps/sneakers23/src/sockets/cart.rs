@@ -6,7 +6,7 @@
 //! **Join.** The topic suffix must be exactly 64 bytes, otherwise the join is refused. The
 //! params carry `serialized` (the signed cart from localStorage; missing, tampered or expired
 //! gives an empty cart) and `page` (the tab's path); params over the limits of
-//! [`crate::cart_meta::JoinParams`] (a page over 120 bytes, a cart token over 4 KiB, not an
+//! [`sneakers23_core::cart_meta::JoinParams`] (a page over 120 bytes, a cart token over 4 KiB, not an
 //! object) refuse the join with the reason, and nothing is tracked. Right after the ok reply the channel
 //! pushes `cart`, subscribes to `item_out:<id>` for each item, and tracks itself in the
 //! CartTracker under the cart id with meta `{page_loaded_at, page, items}`.
@@ -20,7 +20,7 @@
 //! with the one in the message and pushes `cart`. A completed checkout sends one with an empty
 //! cart to every tab ([`clear_cart_everywhere`]).
 //!
-//! **item_out:<id>** messages (node-local) re-render the cart so the sold-out item greys out.
+//! **`item_out:<id>`** messages (node-local) re-render the cart so the sold-out item greys out.
 //!
 //! After every change the `item_out` subscriptions are recomputed from the cart's contents (set
 //! difference, §19.3) and the presence meta's `items` updated.
@@ -37,10 +37,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{CART_TRACKER_TOPIC, ChannelDeps};
-use crate::cart::{Cart, CartError, CartSigner, RenderedCart, item_id_from_payload, render};
-use crate::cart_meta::{CartMeta, JoinParams};
-use crate::model::ItemId;
 use crate::notifier::item_out_topic;
+use sneakers23_core::cart::{
+    Cart, CartError, CartSigner, RenderedCart, item_id_from_payload, render,
+};
+use sneakers23_core::cart_meta::{CartMeta, JoinParams};
+use sneakers23_core::model::ItemId;
 
 /// Length of a cart id in bytes.
 pub const CART_ID_LEN: usize = 64;
@@ -142,7 +144,7 @@ impl CartChannel {
         {
             Ok(tracked) => self.tracked = Some(tracked),
             Err(error) => {
-                crate::logs::client_warning_with("could not track a cart", &error);
+                sneakers23_core::logs::client_warning_with("could not track a cart", &error);
             }
         }
     }
@@ -151,7 +153,10 @@ impl CartChannel {
         if let Some(tracked) = &self.tracked
             && let Err(error) = self.deps.cart_tracker.update(tracked, self.meta())
         {
-            crate::logs::client_warning_with("could not update a cart's presence", &error);
+            sneakers23_core::logs::client_warning_with(
+                "could not update a cart's presence",
+                &error,
+            );
         }
     }
 
@@ -210,7 +215,7 @@ impl Channel for CartChannel {
     ) -> Result<OutPayload, OutPayload> {
         let cart_id = topic.strip_prefix("cart:").unwrap_or_default();
         if cart_id.len() != CART_ID_LEN {
-            crate::logs::client_error("cart join refused: the cart id is not 64 bytes");
+            sneakers23_core::logs::client_error("cart join refused: the cart id is not 64 bytes");
             return Err(OutPayload::Json(to_object(&json!({
                 "reason": "invalid cart id: expected 64 characters"
             }))));
@@ -218,7 +223,10 @@ impl Channel for CartChannel {
         let params = match JoinParams::parse(&params) {
             Ok(params) => params,
             Err(reason) => {
-                crate::logs::client_error_with("cart join refused: invalid params", &reason);
+                sneakers23_core::logs::client_error_with(
+                    "cart join refused: invalid params",
+                    &reason,
+                );
                 metrics::counter!("store_cart_joins_refused_total").increment(1);
                 return Err(OutPayload::Json(to_object(&json!({ "reason": reason }))));
             }

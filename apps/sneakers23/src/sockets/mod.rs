@@ -15,8 +15,8 @@ use std::sync::Arc;
 use channels::presence::Presence;
 use channels::server::{Channel, Routes};
 
-use crate::cart::CartSigner;
-use crate::inventory::Inventory;
+use sneakers23_core::cart::CartSigner;
+use sneakers23_core::inventory::Inventory;
 
 /// The CartTracker's presence topic (spec §14.4); only the admin dashboard subscribes to it.
 pub const CART_TRACKER_TOPIC: &str = "admin:cart_tracker";

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::ShopState;
 use super::session::Session;
-use crate::cart::{Cart, CartError, parse_item_id};
+use sneakers23_core::cart::{Cart, CartError, parse_item_id};
 
 /// What a shopper reads when an item cannot be added.
 pub fn refusal(error: CartError) -> &'static str {

@@ -1,7 +1,7 @@
 //! Checkout (spec §13, §19.8): `GET /checkout`, `POST /checkout`, `GET /checkout/complete`.
 //!
 //! The cart comes from the browser (`serialized_cart`, the signed token the cart panel posts);
-//! the checks and the purchase are [`crate::checkout`]'s. The purchase form carries the
+//! the checks and the purchase are [`sneakers23_core::checkout`]'s. The purchase form carries the
 //! session's CSRF token and an order key, fresh for every rendering of the page: posting the
 //! same form again (a double click, a replay, a retry after a lost answer) answers with the
 //! order it already made and sells nothing more. A completed purchase redirects to
@@ -23,12 +23,12 @@ use super::ShopState;
 use super::pages::{error_page, page};
 use super::session::Session;
 use super::views::{CheckoutView, CompletePage, Layout};
-use crate::cart::Cart;
-use crate::checkout::{
+use crate::sockets::cart::clear_cart_everywhere;
+use sneakers23_core::cart::Cart;
+use sneakers23_core::checkout::{
     CheckoutOutcome, CheckoutPage, is_valid_order_key, new_order_key, purchase_order,
 };
-use crate::db::Purchase;
-use crate::sockets::cart::clear_cart_everywhere;
+use sneakers23_core::db::Purchase;
 
 /// `GET /checkout?serialized_cart=…`: no cart parameter ⇒ redirect home.
 pub async fn show(
@@ -61,7 +61,7 @@ pub async fn purchase(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     if !session.csrf_matches(form.get("_csrf_token").map(String::as_str)) {
-        crate::logs::client_error("checkout refused: missing or wrong CSRF token");
+        sneakers23_core::logs::client_error("checkout refused: missing or wrong CSRF token");
         return error_page(
             StatusCode::FORBIDDEN,
             &session,
@@ -75,7 +75,7 @@ pub async fn purchase(
         .map(String::as_str)
         .unwrap_or_default();
     let submitted = if submitted.len() > MAX_SERIALIZED_CART {
-        crate::logs::client_error("checkout refused: serialized_cart too long");
+        sneakers23_core::logs::client_error("checkout refused: serialized_cart too long");
         ""
     } else {
         submitted
@@ -85,7 +85,7 @@ pub async fn purchase(
         .map(String::as_str)
         .filter(|k| is_valid_order_key(k))
     else {
-        crate::logs::client_error("checkout refused: missing or malformed order key");
+        sneakers23_core::logs::client_error("checkout refused: missing or malformed order key");
         session.put_flash(FORM_EXPIRED);
         return Redirect::to(&checkout_url(submitted)).into_response();
     };

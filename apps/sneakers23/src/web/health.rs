@@ -31,8 +31,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use pubsub::AdapterStatus;
 use serde_json::json;
 
-use crate::db::Db;
-use crate::inventory::Inventory;
+use sneakers23_core::db::Db;
+use sneakers23_core::inventory::Inventory;
 
 /// What `/health` and `/metrics` read. Cheap to clone.
 #[derive(Clone)]

@@ -41,12 +41,12 @@ use channels::presence::Presence;
 use channels::server::Endpoint;
 use channels::server::transport::{Transports, socket_router};
 
-use crate::cart::CartSigner;
-use crate::db::Db;
 use crate::headers::nosniff;
-use crate::inventory::Inventory;
 use crate::sockets::{ChannelDeps, product_socket};
-use crate::tokens::CartTokens;
+use sneakers23_core::cart::CartSigner;
+use sneakers23_core::db::Db;
+use sneakers23_core::inventory::Inventory;
+use sneakers23_core::tokens::CartTokens;
 
 /// What the shop's pages, checkout and channels share. Cheap to clone. Its signers are built
 /// from the secret by `node::start`, which refuses to start when they cannot be; the secret

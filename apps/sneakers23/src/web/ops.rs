@@ -4,17 +4,17 @@
 //!
 //! Two locks on the door: the request must come from a loopback address, and carry
 //! `Authorization: Bearer <token>` where the token is derived from `SECRET_KEY_BASE`
-//! ([`crate::tokens::ops_token`]), which the CLI computes from the same secret.
+//! ([`sneakers23_core::tokens::ops_token`]), which the CLI computes from the same secret.
 //!
 //! | request | effect | answer |
 //! |---|---|---|
-//! | `POST /ops/release/{product_id}` | [`crate::inventory::Inventory::release`] | `{"released": id}` |
+//! | `POST /ops/release/{product_id}` | [`sneakers23_core::inventory::Inventory::release`] | `{"released": id}` |
 //! | `POST /ops/sell/{item_id}?units=N` or `?leave=N` | sells N units (default 1), or until N are left | `{"item_id", "sold", "available"}` |
 //! | `POST /ops/sell-random-until-gone?per_tick=&tick_ms=&wait=` | the reducer (§6.8), in the background unless `wait=true` | `{"started": true}` or the report |
 //! | `GET /ops/presence` | — | the CartTracker list `{cart id: {"metas": […]}}` |
 //! | `GET /ops/inventory` | — | products, items and counts from the cache |
 //!
-//! The paths, queries and answers are typed in [`crate::control_api`], shared with the CLI's
+//! The paths, queries and answers are typed in [`sneakers23_core::control_api`], shared with the CLI's
 //! client.
 //!
 //! Errors are `{"error": "<what failed, with what input, what to do>"}` with 404 (unknown id),
@@ -36,16 +36,16 @@ use subtle::ConstantTimeEq;
 
 use channels::presence::Presence;
 
-use crate::control_api::{
+use crate::sockets::CART_TRACKER_TOPIC;
+use sneakers23_core::control_api::{
     INVENTORY_PATH, InventoryReport, ItemReport, PRESENCE_PATH, ProductReport, ReducerDone,
     ReducerQuery, ReducerStarted, Released, SELL_RANDOM_UNTIL_GONE_PATH, SellQuery, SellReport,
 };
-use crate::db::DbError;
-use crate::inventory::Inventory;
-use crate::model::{ItemId, ProductId};
-use crate::reducer::{self, ReducerOptions, ReducerReport};
-use crate::sockets::CART_TRACKER_TOPIC;
-use crate::tokens::ops_token;
+use sneakers23_core::db::DbError;
+use sneakers23_core::inventory::Inventory;
+use sneakers23_core::model::{ItemId, ProductId};
+use sneakers23_core::reducer::{self, ReducerOptions, ReducerReport};
+use sneakers23_core::tokens::ops_token;
 
 /// Most units one `sell` request may sell.
 pub const MAX_UNITS_PER_REQUEST: u32 = 100_000;
@@ -61,7 +61,7 @@ pub struct ControlState {
 
 impl ControlState {
     /// The control API over `inventory` and `cart_tracker`, answering the token derived from
-    /// `secret_key_base` (see [`crate::tokens::ops_token`]).
+    /// `secret_key_base` (see [`sneakers23_core::tokens::ops_token`]).
     pub fn new(inventory: Inventory, cart_tracker: Presence, secret_key_base: &str) -> Self {
         Self {
             inventory,

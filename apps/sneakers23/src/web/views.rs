@@ -9,9 +9,9 @@
 
 use askama::Template;
 
-use crate::checkout::CheckoutPage;
 pub use crate::fragments::{SizeSelector, js_string, render, size_selector_html};
-use crate::inventory::CompleteProduct;
+use sneakers23_core::checkout::CheckoutPage;
+use sneakers23_core::inventory::CompleteProduct;
 
 /// What every shop page's layout needs.
 #[derive(Debug, Clone, Default)]
@@ -91,7 +91,7 @@ pub struct ErrorPage<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::fixture_with;
+    use sneakers23_core::test_support::fixture_with;
 
     #[test]
     fn the_index_lists_products_and_the_cart_container() -> Result<(), askama::Error> {

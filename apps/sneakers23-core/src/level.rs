@@ -12,7 +12,7 @@
 //! | ≥ 500     | `high`   |
 //!
 //! ```
-//! use sneakers23::level::AvailabilityLevel;
+//! use sneakers23_core::level::AvailabilityLevel;
 //! assert_eq!(AvailabilityLevel::from_count(0), AvailabilityLevel::Out);
 //! assert_eq!(AvailabilityLevel::from_count(150).as_str(), "medium");
 //! assert_eq!(serde_json::to_string(&AvailabilityLevel::High).unwrap(), "\"high\"");

@@ -1,6 +1,6 @@
 //! The CartTracker meta of one tab and the cart channel's join params, typed and bounded, shared
-//! by the cart channel that writes the meta ([`crate::sockets::cart`]) and the dashboard's
-//! aggregate that reads it ([`crate::admin::aggregate`]).
+//! by the cart channel that writes the meta (the serving crate's `sockets::cart`) and the
+//! dashboard's aggregate that reads it (`admin::aggregate` there).
 //!
 //! A meta is `{page_loaded_at, page, items}` (spec §14.4). Every field is bounded before it is
 //! tracked — and therefore before it is replicated to every node and listed to admins: `page` at
@@ -8,7 +8,7 @@
 //! hundred bytes whatever a client sends. [`JoinParams::parse`] refuses join params over the
 //! limits (the join is refused with a reason; nothing is tracked).
 
-use channels::codec::Payload;
+use channels_protocol::codec::Payload;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracker::Meta;

@@ -6,9 +6,9 @@
 //! - [`ops_token`]: the bearer token of the node's loopback control API, which the operator
 //!   CLI derives from the same secret.
 //!
-//! The session cookie has its own signer in [`crate::web::session`].
+//! The session cookie has its own signer in the serving crate (`web::session`).
 
-use channels::token::{KeyError, MaxAge, Signer, Term, derive_key, now_ms};
+use channels_protocol::token::{KeyError, MaxAge, Signer, Term, derive_key, now_ms};
 
 use crate::cart::{CART_TOKEN_MAX_AGE, CART_TOKEN_SALT, CartSigner};
 use crate::model::ItemId;

@@ -1,11 +1,5 @@
-//! The `sneakers23` binary: the store's server and its operator commands.
-//!
-//! - `serve` runs a node (see `sneakers23::node`), every setting a flag with an environment
-//!   variable fallback;
-//! - `release`, `sell`, `sell-random-until-gone`, `presence list` and `inventory` act through a
-//!   running node's control API, so its cache, its replication and its browsers see the change;
-//! - `migrate`, `reset` and `seed` act on the database directly (while a node runs, `reset` and
-//!   `seed` leave its cache stale: restart it).
+//! The command line: every command and flag (each with its environment variable), and what
+//! the flags become — database options, a node's configuration, a control API client.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -14,23 +8,22 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sneakers23::config::{self, Env};
-use sneakers23::control::{ControlClient, DEFAULT_NODE_URL, ReducerAnswer};
-use sneakers23::control_api::{InventoryReport, ReducerQuery, SellQuery};
+use sneakers23::control::{ControlClient, DEFAULT_NODE_URL};
 use sneakers23::db::{self, Db, DbOptions};
 use sneakers23::node::{self, NodeConfig};
-use sneakers23::{cart, seed, tokens};
+use sneakers23::{cart, tokens};
 
 /// Sneakers23: the real-time sneaker store.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 /// Database connection flags of the commands that use the database.
 #[derive(Debug, Args)]
-struct DbArgs {
+pub(crate) struct DbArgs {
     /// Database URL: sqlite://<path> (created on first use) or postgres://user@host/db.
     #[arg(long, env = "DATABASE_URL", default_value = db::DEFAULT_DATABASE_URL)]
     database_url: String,
@@ -51,7 +44,7 @@ impl DbArgs {
         }
     }
 
-    async fn connect(&self) -> anyhow::Result<Db> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<Db> {
         Db::connect_with(&self.database_url, &self.options())
             .await
             .with_context(|| format!("connecting to {}", db::redact_url(&self.database_url)))
@@ -60,7 +53,7 @@ impl DbArgs {
 
 /// Where the signing secret comes from.
 #[derive(Debug, Args)]
-struct SecretArgs {
+pub(crate) struct SecretArgs {
     /// Signing secret of sessions and tokens; the same on every node (required with --env prod).
     #[arg(long, env = "SECRET_KEY_BASE", hide_env_values = true)]
     secret_key_base: Option<String>,
@@ -89,7 +82,7 @@ fn default_secret_key_file() -> PathBuf {
 
 /// How an operator command reaches the running node.
 #[derive(Debug, Args)]
-struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// URL of the node (its control API answers on loopback only) [default:
     /// http://127.0.0.1:$PORT when PORT is set, as for `serve`, else http://127.0.0.1:4000].
     #[arg(long, env = "NODE_URL")]
@@ -116,7 +109,7 @@ impl NodeArgs {
         }
     }
 
-    fn client(&self) -> anyhow::Result<ControlClient> {
+    pub(crate) fn client(&self) -> anyhow::Result<ControlClient> {
         let file = self
             .secret_key_file
             .clone()
@@ -131,16 +124,16 @@ impl NodeArgs {
 
 /// The `serve` command's settings.
 #[derive(Debug, Args)]
-struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Port to listen on (0: any free port).
     #[arg(long, env = "PORT", default_value_t = 4000)]
-    port: u16,
+    pub(crate) port: u16,
     /// Address to listen on [default: 127.0.0.1 in dev, :: (all interfaces) in prod].
     #[arg(long, env = "BIND")]
     bind: Option<IpAddr>,
     /// Development or production defaults (prod requires SECRET_KEY_BASE and admin credentials).
     #[arg(long, env = "APP_ENV", value_enum, default_value_t = Env::Dev)]
-    env: Env,
+    pub(crate) env: Env,
     #[command(flatten)]
     secret: SecretArgs,
     #[command(flatten)]
@@ -158,10 +151,10 @@ struct ServeArgs {
     max_cart_items: usize,
     /// Admin dashboard user [default in dev: admin].
     #[arg(long, env = "ADMIN_USER")]
-    admin_user: Option<String>,
+    pub(crate) admin_user: Option<String>,
     /// Admin dashboard password [default in dev: password].
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
-    admin_password: Option<String>,
+    pub(crate) admin_password: Option<String>,
     /// CartTracker: milliseconds between presence broadcasts to other nodes.
     #[arg(long, env = "TRACKER_BROADCAST_PERIOD_MS", default_value_t = 1500)]
     tracker_broadcast_period_ms: u64,
@@ -212,7 +205,7 @@ struct ServeArgs {
 
 /// The `serve` command's limits and timeouts (docs/OPERATIONS.md, "Limits and protections").
 #[derive(Debug, Args)]
-struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// PostgreSQL statement_timeout in milliseconds.
     #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
     db_statement_timeout_ms: u64,
@@ -279,7 +272,7 @@ impl LimitArgs {
 }
 
 impl ServeArgs {
-    fn node_config(&self) -> anyhow::Result<NodeConfig> {
+    pub(crate) fn node_config(&self) -> anyhow::Result<NodeConfig> {
         let db = &self.db;
         let env = self.env;
         let secret_key_file = self
@@ -342,7 +335,7 @@ impl ServeArgs {
 }
 
 #[derive(Debug, Subcommand)]
-enum PresenceCommand {
+pub(crate) enum PresenceCommand {
     /// Print the CartTracker list: every connected cart with its tabs' metas.
     List {
         #[command(flatten)]
@@ -351,7 +344,7 @@ enum PresenceCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Run the store: pages, sockets, control API (prints `listening on http://ADDR`).
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations.
@@ -413,225 +406,4 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-}
-
-fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("sneakers23: cannot start the runtime: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            // The error and its causes, never a backtrace (even with RUST_BACKTRACE=1): these
-            // are the user's input and the environment's answers, not bugs of the program.
-            eprintln!("sneakers23: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => {
-            let guide = first_steps(&args);
-            serve(args.node_config()?, guide).await?
-        }
-        Command::Migrate(db) => {
-            let db = db.connect().await?;
-            db.migrate().await?;
-            tracing::info!("migrations applied");
-        }
-        Command::Reset(db) => {
-            let db = db.connect().await?;
-            db.reset().await?;
-            tracing::info!("database reset");
-        }
-        Command::Seed { rng_seed, db } => {
-            let db = db.connect().await?;
-            db.migrate().await?;
-            let inserted = seed::seed(&db, rng_seed).await?;
-            let items: usize = inserted.iter().map(|p| p.item_ids.len()).sum();
-            tracing::info!(products = inserted.len(), items, "database seeded");
-        }
-        Command::Release { product_id, node } => {
-            node.client()?.release(product_id).await?;
-            println!("product {product_id} released");
-        }
-        Command::Sell {
-            item_id,
-            units,
-            leave,
-            node,
-        } => {
-            let query = match leave {
-                Some(leave) => SellQuery {
-                    units: None,
-                    leave: Some(leave),
-                },
-                None => SellQuery {
-                    units: Some(units),
-                    leave: None,
-                },
-            };
-            let report = node.client()?.sell(item_id, query).await?;
-            println!(
-                "sold {} unit(s) of item {item_id}; {} left",
-                report.sold, report.available
-            );
-        }
-        Command::SellRandomUntilGone {
-            per_tick,
-            tick_ms,
-            wait,
-            node,
-        } => {
-            let query = ReducerQuery {
-                per_tick: Some(per_tick),
-                tick_ms: Some(tick_ms),
-                wait,
-            };
-            let answer = node.client()?.sell_random_until_gone(query).await?;
-            if let ReducerAnswer::Done(done) = answer {
-                println!(
-                    "sold out! {} unit(s) sold in {} tick(s)",
-                    done.sold, done.ticks
-                );
-            } else {
-                println!(
-                    "selling {per_tick} random items every {tick_ms} ms until gone (see the node's log)"
-                );
-            }
-        }
-        Command::Presence {
-            command: PresenceCommand::List { node },
-        } => {
-            let list = node.client()?.presence().await?;
-            println!("{}", serde_json::to_string_pretty(&list)?);
-        }
-        Command::Inventory { json, node } => {
-            let inventory = node.client()?.inventory().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&inventory)?);
-            } else {
-                print_inventory(&inventory);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What `serve` prints under its address: where the shop and the dashboard are, and how to
-/// release a shoe, with this node's port and credentials (`{url}` and `{port}` are filled in
-/// once the node listens).
-fn first_steps(args: &ServeArgs) -> String {
-    let program = std::env::args()
-        .next()
-        .filter(|p| p.contains('/'))
-        .unwrap_or_else(|| "sneakers23".to_owned());
-    let credentials = match (args.env, &args.admin_user, &args.admin_password) {
-        (Env::Dev, None, None) => " (development credentials: admin / password)".to_owned(),
-        (_, Some(user), _) => format!(" (user {user}, password from ADMIN_PASSWORD)"),
-        _ => " (ADMIN_USER / ADMIN_PASSWORD)".to_owned(),
-    };
-    let port_env = if args.port == 4000 {
-        ""
-    } else {
-        "PORT={port} "
-    };
-    format!(
-        "  shop:            {{url}}/  (both shoes are \"coming soon\" until released)\n\
-         \x20 release a shoe:  {port_env}{program} release 1   (and 2; pages update live)\n\
-         \x20 admin dashboard: {{url}}/admin{credentials}\n\
-         \x20 load test:       cargo run --release -p shopper-bench -- --url {{url}} -n 2000 --hold-secs 30\n\
-         \x20 stop:            Ctrl-C"
-    )
-}
-
-async fn serve(config: NodeConfig, guide: String) -> anyhow::Result<()> {
-    let mut node = node::start(config).await?;
-    let addr = node.addr();
-    let shown = if addr.ip().is_unspecified() {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-    } else {
-        addr
-    };
-    let url = format!("http://{shown}");
-    println!("listening on {url}");
-    if let Some(ops) = node.ops_addr() {
-        println!("health and metrics on http://{ops}");
-    }
-    println!(
-        "{}",
-        guide
-            .replace("{url}", &url)
-            .replace("{port}", &shown.port().to_string())
-    );
-    tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutdown requested; draining connections"),
-        result = node.wait() => {
-            result.context("the HTTP server stopped")?;
-        }
-    }
-    node.shutdown().await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
-fn print_inventory(inventory: &InventoryReport) {
-    for product in &inventory.products {
-        let state = if product.released {
-            "released"
-        } else {
-            "coming soon"
-        };
-        println!("product {} {} ({state})", product.id, product.name);
-        for item in &product.items {
-            println!(
-                "  item {:>3}  size {:>4}  {:>5} left  {}",
-                item.id.to_string(),
-                item.size,
-                item.available_count.to_string(),
-                item.level.as_str()
-            );
-        }
-    }
 }

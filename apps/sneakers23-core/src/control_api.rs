@@ -1,7 +1,7 @@
 //! The operator control API's messages (`/ops/*`, spec §8): the paths, queries and answers
-//! that the node's handlers ([`crate::web::ops`]) produce and the CLI's client
-//! ([`crate::control::ControlClient`]) reads, typed once for both so that neither formats a
-//! URL or reads an answer by hand.
+//! that the node's handlers (the serving crate's `web::ops`) produce and the CLI's client
+//! (`control::ControlClient` there) reads, typed once for both so that neither formats a URL
+//! or reads an answer by hand.
 //!
 //! | request | answer |
 //! |---|---|

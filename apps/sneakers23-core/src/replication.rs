@@ -15,10 +15,10 @@
 //! reloads the whole cache from the database, since events were lost.
 //!
 //! ```no_run
-//! # async fn demo(db: sneakers23::db::Db, pubsub: pubsub::PubSub) -> Result<(), sneakers23::db::DbError> {
+//! # async fn demo(db: sneakers23_core::db::Db, pubsub: pubsub::PubSub) -> Result<(), sneakers23_core::db::DbError> {
 //! use std::sync::Arc;
-//! use sneakers23::inventory::{Inventory, NoopNotifier};
-//! use sneakers23::replication::Replication;
+//! use sneakers23_core::inventory::{Inventory, NoopNotifier};
+//! use sneakers23_core::replication::Replication;
 //!
 //! let replication = Replication::new(pubsub);
 //! let inventory = Inventory::load(db, Arc::new(NoopNotifier), replication.sink()).await?;

@@ -6,10 +6,10 @@
 //! `high`. Both products start unreleased. A fixed RNG seed reproduces the same counts.
 //!
 //! ```
-//! let catalog = sneakers23::seed::catalog(Some(42));
+//! let catalog = sneakers23_core::seed::catalog(Some(42));
 //! assert_eq!(catalog.len(), 2);
 //! assert_eq!(catalog[0].items[0].sku, "SHU6001");
-//! assert_eq!(catalog, sneakers23::seed::catalog(Some(42)));
+//! assert_eq!(catalog, sneakers23_core::seed::catalog(Some(42)));
 //! ```
 
 use rand::rngs::StdRng;

@@ -64,26 +64,31 @@
 //! `carts`, `stock` and `released` only when they changed.
 //!
 //! This module is pure: no clock (times are arguments), no I/O, no locks.
+//!
+//! This file counts. `payload.rs` holds the payloads and the published state (it imports
+//! nothing else from here); `publish.rs` adds the publishing methods to [`CartAggregate`]
+//! (deltas, snapshot, history, stock), which this file only declares.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Serialize;
 
 use tracker::{Key, PhxRef, PresenceEntry, TopicDiff};
 
-use crate::inventory::InventorySnapshot;
-use crate::level::AvailabilityLevel;
-use crate::model::{ItemId, ProductId};
+use sneakers23_core::model::ItemId;
+
+mod payload;
+mod publish;
+
+pub use payload::{
+    AggregateDelta, AggregateSnapshot, HISTORY_LEN, HISTORY_STEP_MS, HistoryPayload, Stock,
+};
+use payload::{Catalog, History, View};
 
 /// Most distinct page buckets reported; tabs on further pages count in `other_pages`.
 pub const MAX_PAGES: usize = 64;
-pub use crate::cart_meta::{CartMeta, MAX_PAGE_LEN};
-/// Interval of the shopper-count history, in milliseconds.
-pub const HISTORY_STEP_MS: i64 = 2_000;
-/// Points kept in the shopper-count history (ten minutes at [`HISTORY_STEP_MS`]).
-pub const HISTORY_LEN: usize = 300;
+pub use sneakers23_core::cart_meta::{CartMeta, MAX_PAGE_LEN};
 
 /// Where a tab's page was counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,108 +146,6 @@ impl Counts {
         }
         counts
     }
-}
-
-/// Stock of one item as the dashboard shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Stock {
-    /// Units left according to this node's inventory cache.
-    pub available: i32,
-    /// The level shoppers see.
-    pub level: AvailabilityLevel,
-}
-
-/// The whole dashboard state as last sent (or to be sent) to admins.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct View {
-    shoppers: u64,
-    tabs: u64,
-    pages: BTreeMap<Option<Arc<str>>, u64>,
-    other_pages: u64,
-    carts: BTreeMap<ItemId, u64>,
-    stock: BTreeMap<ItemId, Stock>,
-    released: BTreeMap<ProductId, bool>,
-}
-
-/// The item catalog and its live stock, from the inventory cache.
-#[derive(Debug, Clone, Default)]
-struct Catalog {
-    stock: BTreeMap<ItemId, Stock>,
-    released: BTreeMap<ProductId, bool>,
-}
-
-/// Shopper counts sampled every [`HISTORY_STEP_MS`], newest last.
-#[derive(Debug, Clone, Default)]
-struct History {
-    points: VecDeque<u64>,
-    end: i64,
-}
-
-/// The `aggregate` payload: the full dashboard state as of delta `seq` (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AggregateSnapshot {
-    /// Sequence number of the last delta this state includes (0 before the first).
-    pub seq: u64,
-    /// Server time of that state, Unix milliseconds.
-    pub at: i64,
-    /// Distinct carts.
-    pub shoppers: u64,
-    /// Tracked tabs.
-    pub tabs: u64,
-    /// `[page or null, tabs]`, by page.
-    pub pages: Vec<(Option<Arc<str>>, u64)>,
-    /// Tabs on pages beyond the page buckets.
-    pub other_pages: u64,
-    /// Carts per catalog item, non-zero counts only.
-    pub carts: BTreeMap<ItemId, u64>,
-    /// Stock per catalog item.
-    pub stock: BTreeMap<ItemId, Stock>,
-    /// Release state per product.
-    pub released: BTreeMap<ProductId, bool>,
-    /// Recent shopper counts, for the chart.
-    pub history: HistoryPayload,
-}
-
-/// The shopper-count history in a snapshot: `shoppers[i]` was sampled at
-/// `end - (len - 1 - i) * step_ms`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HistoryPayload {
-    /// Sampling interval, milliseconds.
-    pub step_ms: i64,
-    /// Time of the last sample, Unix milliseconds (0 when there is none).
-    pub end: i64,
-    /// Samples, oldest first.
-    pub shoppers: Vec<u64>,
-}
-
-/// The `aggregate_delta` payload: what changed since delta `seq - 1` (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AggregateDelta {
-    /// This delta's sequence number.
-    pub seq: u64,
-    /// Server time of the new state, Unix milliseconds.
-    pub at: i64,
-    /// New number of distinct carts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shoppers: Option<u64>,
-    /// New number of tabs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tabs: Option<u64>,
-    /// Changed page buckets, `[page or null, tabs]`; 0 removes the bucket.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pages: Vec<(Option<Arc<str>>, u64)>,
-    /// New count of tabs beyond the page buckets.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub other_pages: Option<u64>,
-    /// Changed carts-per-item counts (possibly 0).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub carts: BTreeMap<ItemId, u64>,
-    /// Changed stock entries.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub stock: BTreeMap<ItemId, Stock>,
-    /// Changed release states.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub released: BTreeMap<ProductId, bool>,
 }
 
 /// The CartTracker aggregate (see the module docs).
@@ -363,30 +266,6 @@ impl CartAggregate {
         }
     }
 
-    /// Takes the catalog, the stock and the release states from the inventory cache (cheap: one
-    /// entry per item). Items the cache no longer has are dropped from the dashboard.
-    pub fn set_inventory(&mut self, snapshot: &InventorySnapshot) {
-        let mut catalog = Catalog::default();
-        for product in snapshot.products() {
-            catalog
-                .released
-                .insert(product.product.id, product.product.released);
-            for item in &product.items {
-                catalog.stock.insert(
-                    item.id,
-                    Stock {
-                        available: item.available_count,
-                        level: item.level(),
-                    },
-                );
-            }
-        }
-        if catalog.stock != self.catalog.stock || catalog.released != self.catalog.released {
-            self.catalog = catalog;
-            self.dirty = true;
-        }
-    }
-
     /// The presence counters (for tests and diagnostics).
     pub fn counts(&self) -> Counts {
         let mut pages: BTreeMap<Option<String>, u64> = self
@@ -419,117 +298,6 @@ impl CartAggregate {
     pub fn unknown_leaves(&self) -> u64 {
         self.unknown_leaves
     }
-
-    fn current_view(&self) -> View {
-        let mut pages: BTreeMap<Option<Arc<str>>, u64> = self
-            .pages
-            .iter()
-            .map(|(label, &count)| (Some(label.clone()), count))
-            .collect();
-        if self.null_page > 0 {
-            pages.insert(None, self.null_page);
-        }
-        let carts = self
-            .catalog
-            .stock
-            .keys()
-            .filter_map(|item| {
-                let count = self.carts_by_item.get(item).copied().unwrap_or(0);
-                (count > 0).then_some((*item, count))
-            })
-            .collect();
-        View {
-            shoppers: self.carts.len() as u64,
-            tabs: self.tabs,
-            pages,
-            other_pages: self.other_pages,
-            carts,
-            stock: self.catalog.stock.clone(),
-            released: self.catalog.released.clone(),
-        }
-    }
-
-    /// Publishes the changes since the last call, if any, as the next delta (at `now_ms`).
-    pub fn publish(&mut self, now_ms: i64) -> Option<AggregateDelta> {
-        if !self.dirty {
-            return None;
-        }
-        self.dirty = false;
-        let view = self.current_view();
-        let old = &self.published;
-        let delta = AggregateDelta {
-            seq: self.seq + 1,
-            at: now_ms,
-            shoppers: (view.shoppers != old.shoppers).then_some(view.shoppers),
-            tabs: (view.tabs != old.tabs).then_some(view.tabs),
-            pages: changed(&old.pages, &view.pages, 0),
-            other_pages: (view.other_pages != old.other_pages).then_some(view.other_pages),
-            carts: changed(&old.carts, &view.carts, 0).into_iter().collect(),
-            stock: changed_entries(&old.stock, &view.stock),
-            released: changed_entries(&old.released, &view.released),
-        };
-        let empty = delta.shoppers.is_none()
-            && delta.tabs.is_none()
-            && delta.pages.is_empty()
-            && delta.other_pages.is_none()
-            && delta.carts.is_empty()
-            && delta.stock.is_empty()
-            && delta.released.is_empty();
-        if empty {
-            // Changes that cancelled out (a tab opened and closed within one period).
-            return None;
-        }
-        self.seq = delta.seq;
-        self.published = view;
-        self.published_at = now_ms;
-        Some(delta)
-    }
-
-    /// The full state as of the last [`publish`](CartAggregate::publish), with the history.
-    pub fn snapshot(&self) -> AggregateSnapshot {
-        let view = &self.published;
-        AggregateSnapshot {
-            seq: self.seq,
-            at: self.published_at,
-            shoppers: view.shoppers,
-            tabs: view.tabs,
-            pages: view
-                .pages
-                .iter()
-                .map(|(page, &count)| (page.clone(), count))
-                .collect(),
-            other_pages: view.other_pages,
-            carts: view.carts.clone(),
-            stock: view.stock.clone(),
-            released: view.released.clone(),
-            history: HistoryPayload {
-                step_ms: HISTORY_STEP_MS,
-                end: self.history.end,
-                shoppers: self.history.points.iter().copied().collect(),
-            },
-        }
-    }
-
-    /// Records the current shopper count in the history if a step has passed since the last
-    /// sample (call it at least every [`HISTORY_STEP_MS`]). After a long pause the history
-    /// restarts rather than inventing the missing points.
-    pub fn sample_history(&mut self, now_ms: i64) {
-        let history = &mut self.history;
-        if !history.points.is_empty() {
-            let elapsed = now_ms - history.end;
-            if elapsed < HISTORY_STEP_MS {
-                return;
-            }
-            if elapsed >= 2 * HISTORY_STEP_MS * HISTORY_LEN as i64 {
-                history.points.clear();
-            }
-        }
-        history.points.push_back(self.carts.len() as u64);
-        while history.points.len() > HISTORY_LEN {
-            history.points.pop_front();
-        }
-        history.end = now_ms;
-    }
 }
 
 fn decrement<K, Q>(map: &mut FxHashMap<K, u64>, key: &Q)
@@ -545,55 +313,22 @@ where
     }
 }
 
-/// Entries of `new` whose value differs from `old`, and entries of `old` absent from `new` with
-/// the value `absent`.
-fn changed<K: Ord + Clone>(
-    old: &BTreeMap<K, u64>,
-    new: &BTreeMap<K, u64>,
-    absent: u64,
-) -> Vec<(K, u64)> {
-    let mut out: Vec<(K, u64)> = new
-        .iter()
-        .filter(|(key, value)| old.get(*key) != Some(*value))
-        .map(|(key, &value)| (key.clone(), value))
-        .collect();
-    out.extend(
-        old.keys()
-            .filter(|key| !new.contains_key(*key))
-            .map(|key| (key.clone(), absent)),
-    );
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-/// Entries of `new` that are absent from `old` or differ.
-fn changed_entries<K: Ord + Clone, V: PartialEq + Clone>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
-) -> BTreeMap<K, V> {
-    new.iter()
-        .filter(|(key, value)| old.get(*key) != Some(*value))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::fixture_with;
     use serde_json::{Value, json};
     use tracker::Meta;
 
-    fn presence(key: &str, n: u64, meta: Value) -> PresenceEntry {
+    pub(super) fn presence(key: &str, n: u64, meta: Value) -> PresenceEntry {
         let meta = Meta::new(meta).unwrap_or_default();
         PresenceEntry::new(Arc::from(key), meta, PhxRef::new(n, 1, 0), None)
     }
 
-    fn meta(page: Option<&str>, items: &[ItemId]) -> Value {
+    pub(super) fn meta(page: Option<&str>, items: &[ItemId]) -> Value {
         json!({"page_loaded_at": 1, "page": page, "items": items})
     }
 
-    fn diff(joins: Vec<PresenceEntry>, leaves: Vec<PresenceEntry>) -> TopicDiff {
+    pub(super) fn diff(joins: Vec<PresenceEntry>, leaves: Vec<PresenceEntry>) -> TopicDiff {
         TopicDiff { joins, leaves }
     }
 
@@ -650,66 +385,5 @@ mod tests {
         assert_eq!(counts.other_pages, 3);
         agg.apply(&diff(vec![], tabs));
         assert_eq!(agg.counts(), Counts::default());
-    }
-
-    #[test]
-    fn deltas_carry_only_changes_and_snapshots_the_published_state() {
-        let mut agg = CartAggregate::new();
-        agg.set_inventory(&fixture_with(true));
-        let first = agg.publish(10);
-        let first = first
-            .as_ref()
-            .map(|d| (d.seq, d.stock.len(), d.released.len()));
-        assert_eq!(first, Some((1, 3, 2)));
-        assert_eq!(agg.publish(20), None, "nothing changed");
-
-        let a = presence("a", 1, meta(Some("/"), &[1, 99]));
-        agg.apply(&diff(vec![a.clone()], vec![]));
-        let delta = agg.publish(30);
-        let json = delta.as_ref().map(serde_json::to_value);
-        assert_eq!(
-            json.and_then(Result::ok),
-            Some(json!({"seq": 2, "at": 30, "shoppers": 1, "tabs": 1,
-                        "pages": [["/", 1]], "carts": {"1": 1}}))
-        );
-        // A tab that opens and closes within one period publishes nothing.
-        let b = presence("b", 2, meta(None, &[2]));
-        agg.apply(&diff(vec![b.clone()], vec![]));
-        let snapshot = agg.snapshot();
-        assert_eq!((snapshot.seq, snapshot.shoppers), (2, 1));
-        agg.apply(&diff(vec![], vec![b]));
-        assert_eq!(agg.publish(40), None);
-
-        agg.apply(&diff(vec![], vec![a]));
-        let delta = agg.publish(50).map(|d| serde_json::to_value(d).ok());
-        assert_eq!(
-            delta.flatten(),
-            Some(json!({"seq": 3, "at": 50, "shoppers": 0, "tabs": 0,
-                        "pages": [["/", 0]], "carts": {"1": 0}}))
-        );
-        let snapshot = serde_json::to_value(agg.snapshot()).ok();
-        assert_eq!(
-            snapshot
-                .as_ref()
-                .map(|s| (s["seq"].clone(), s["carts"].clone())),
-            Some((json!(3), json!({})))
-        );
-    }
-
-    #[test]
-    fn history_samples_once_per_step() {
-        let mut agg = CartAggregate::new();
-        agg.sample_history(0);
-        agg.sample_history(HISTORY_STEP_MS - 1);
-        agg.apply(&diff(vec![presence("a", 1, meta(None, &[]))], vec![]));
-        agg.sample_history(HISTORY_STEP_MS);
-        let h = agg.snapshot().history;
-        assert_eq!((h.end, h.shoppers), (HISTORY_STEP_MS, vec![0, 1]));
-        for n in 0..(HISTORY_LEN as i64 + 5) {
-            agg.sample_history(HISTORY_STEP_MS * (n + 2));
-        }
-        assert_eq!(agg.snapshot().history.shoppers.len(), HISTORY_LEN);
-        agg.sample_history(i64::MAX / 2);
-        assert_eq!(agg.snapshot().history.shoppers, vec![1]);
     }
 }

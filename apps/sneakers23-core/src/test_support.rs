@@ -1,10 +1,11 @@
-//! Fixtures shared by the unit tests of this crate.
+//! Fixtures shared by the unit tests of this crate and of the serving crate (feature
+//! `test-support`, which only its dev-dependency turns on).
 
 use crate::inventory::InventorySnapshot;
 use crate::model::{Availability, Item, ItemId, Product, ProductId};
 
 /// A product row with derived fields.
-pub(crate) fn product(id: ProductId, order: i32, released: bool) -> Product {
+pub fn product(id: ProductId, order: i32, released: bool) -> Product {
     Product {
         id,
         sku: format!("P{id}"),
@@ -19,7 +20,7 @@ pub(crate) fn product(id: ProductId, order: i32, released: bool) -> Product {
 }
 
 /// An item row with derived fields.
-pub(crate) fn item(id: ItemId, product_id: ProductId) -> Item {
+pub fn item(id: ItemId, product_id: ProductId) -> Item {
     Item {
         id,
         sku: format!("I{id}"),
@@ -30,12 +31,12 @@ pub(crate) fn item(id: ItemId, product_id: ProductId) -> Item {
 
 /// The spec §18.1 fixture: p1 (order 1; i1 count 1, i2 count 2), p2 (order 0; i3 count 3),
 /// both unreleased.
-pub(crate) fn fixture() -> InventorySnapshot {
+pub fn fixture() -> InventorySnapshot {
     fixture_with(false)
 }
 
 /// The §18.1 fixture with both products' release state set to `released`.
-pub(crate) fn fixture_with(released: bool) -> InventorySnapshot {
+pub fn fixture_with(released: bool) -> InventorySnapshot {
     InventorySnapshot::from_rows(
         vec![product(1, 1, released), product(2, 0, released)],
         vec![item(2, 1), item(3, 2), item(1, 1)],
@@ -49,7 +50,7 @@ pub(crate) fn fixture_with(released: bool) -> InventorySnapshot {
 }
 
 /// An unsigned "token" (`plain:<ids,comma-separated>`) for testing the pure cart logic only.
-pub(crate) struct PlainSigner;
+pub struct PlainSigner;
 
 impl crate::cart::CartSigner for PlainSigner {
     fn sign(&self, item_ids: &[ItemId]) -> String {
@@ -64,4 +65,10 @@ impl crate::cart::CartSigner for PlainSigner {
         }
         ids.split(',').map(|id| id.parse().ok()).collect()
     }
+}
+
+/// Sets an item's count in a fixture snapshot, for tests outside this crate (the snapshot's
+/// setter is the inventory's alone).
+pub fn set_available(snapshot: &mut InventorySnapshot, item_id: ItemId, count: i32) {
+    snapshot.set_available(item_id, count);
 }

@@ -12,7 +12,7 @@
 //! - [`render`] builds the `cart` payload: item details from the cache plus a fresh token.
 //!
 //! ```
-//! use sneakers23::cart::{Cart, CartError};
+//! use sneakers23_core::cart::{Cart, CartError};
 //! let mut cart = Cart::new();
 //! cart.add_item(1, 10)?;
 //! cart.add_item(2, 10)?;
