@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::ports::Ports;
 use crate::report::{Event, Outcome, drop_cause};
@@ -180,12 +181,19 @@ async fn connect(plan: &Plan, source: IpAddr, ports: &Ports) -> Result<TcpStream
     Err(last)
 }
 
+/// The size of each connection's read buffer. The store's frames are a few hundred bytes; the
+/// library's default (128 KiB) made every read zero-fill 128 KiB (most of the bench's
+/// instructions per shopper) and every connection map and unmap it (kernel time).
+const READ_BUFFER: usize = 4 * 1024;
+
 async fn open(plan: &Plan, source: IpAddr, ports: &Ports) -> Result<Ws, Outcome> {
     let stream = connect(plan, source, ports).await?;
     let _ = stream.set_nodelay(true);
-    let (ws, _) = tokio_tungstenite::client_async(plan.url.as_str(), stream)
-        .await
-        .map_err(|_| Outcome::UpgradeRefused)?;
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(plan.url.as_str(), stream, Some(config))
+            .await
+            .map_err(|_| Outcome::UpgradeRefused)?;
     Ok(ws)
 }
 
