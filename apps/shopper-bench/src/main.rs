@@ -179,9 +179,12 @@ fn items(spec: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 /// One plan per `--url`: shopper `n` uses plan `n % len`.
-fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
+fn plans(args: &RunArgs) -> anyhow::Result<Vec<Arc<Plan>>> {
     let items = items(&args.items)?;
-    args.url.iter().map(|url| plan(url, &items, args)).collect()
+    args.url
+        .iter()
+        .map(|url| plan(url, &items, args).map(Arc::new))
+        .collect()
 }
 
 fn plan(url: &str, items: &[u32], args: &RunArgs) -> anyhow::Result<Plan> {
@@ -196,7 +199,7 @@ fn plan(url: &str, items: &[u32], args: &RunArgs) -> anyhow::Result<Plan> {
         .with_context(|| format!("--url {base:?}: no address for {host_port}"))?;
     Ok(Plan {
         server,
-        url: format!("ws://{host_port}/product_socket/websocket?vsn=2.0.0"),
+        host: host_port.to_owned(),
         items: items.to_vec(),
         churn_per_minute: args.churn_per_minute,
         reply_timeout: Duration::from_secs_f64(args.reply_timeout_secs),
