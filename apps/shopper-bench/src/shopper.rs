@@ -217,10 +217,11 @@ async fn connect(plan: &Plan, source: IpAddr, ports: &Ports) -> Result<TcpStream
     Err(last)
 }
 
-/// The size of each connection's read buffer. The store's frames are a few hundred bytes; the
-/// library's default (128 KiB) made every read zero-fill 128 KiB (most of the bench's
-/// instructions per shopper) and every connection map and unmap it (kernel time).
-const READ_BUFFER: usize = 4 * 1024;
+/// The size of each connection's read buffer, zero-filled before every read. The store's frames
+/// are a few hundred bytes (424 at most with two product joins; a longer one takes several
+/// reads); the library's default (128 KiB) made every read zero-fill 128 KiB (most of the
+/// bench's instructions per shopper) and every connection map and unmap it (kernel time).
+const READ_BUFFER: usize = 1024;
 
 /// The path the shoppers' sockets connect to.
 const SOCKET_PATH: &str = "/product_socket/websocket?vsn=2.0.0";
