@@ -134,6 +134,9 @@ struct RunArgs {
     strict: bool,
 }
 
+/// The ramp's shortest sleep: shoppers due within one tick start together.
+const RAMP_TICK: Duration = Duration::from_millis(5);
+
 /// Shoppers per worker process when `--workers` is 0 (open files and ports of one process).
 const PER_WORKER: u64 = 15_000;
 /// New shoppers per second per worker process when `--workers` is 0: one thread handles about
@@ -249,16 +252,27 @@ async fn run_here<R>(
         tokio::spawn(async move {
             let mut tasks = Vec::with_capacity(shoppers as usize);
             let start = tokio::time::Instant::now();
-            for n in 0..shoppers {
-                tokio::time::sleep_until(start + interval.mul_f64(n as f64)).await;
-                let source = sources[n as usize % sources.len()];
-                tasks.push(tokio::spawn(shopper::run(
-                    plans[n as usize % plans.len()].clone(),
-                    source,
-                    ports.clone(),
-                    events_tx.clone(),
-                    stop.clone(),
-                )));
+            let due = |n: u64| start + interval.mul_f64(n as f64);
+            let mut n = 0u64;
+            while n < shoppers {
+                // Every shopper due by now starts; then sleep until the next is due, but at
+                // least a tick: one timer wake-up (and the runtime's wake-up write) per tick
+                // rather than per shopper. No shopper starts early, none more than a tick late.
+                let now = tokio::time::Instant::now();
+                while n < shoppers && due(n) <= now {
+                    let source = sources[n as usize % sources.len()];
+                    tasks.push(tokio::spawn(shopper::run(
+                        plans[n as usize % plans.len()].clone(),
+                        source,
+                        ports.clone(),
+                        events_tx.clone(),
+                        stop.clone(),
+                    )));
+                    n += 1;
+                }
+                if n < shoppers {
+                    tokio::time::sleep_until(due(n).max(now + RAMP_TICK)).await;
+                }
             }
             tasks
         })
@@ -674,11 +688,15 @@ fn run_cli() -> anyhow::Result<()> {
             .enable_all()
             .build()?,
     };
+    // The run is a task of the runtime rather than the future `block_on` polls: the shoppers'
+    // events then wake it through the runtime's own queue, where waking `block_on`'s future
+    // would write to the runtime's wake-up descriptor (a `write` and an `epoll_wait` more).
     runtime.block_on(async move {
-        match cli.worker {
-            Some(WorkerCommand::Worker(args)) => worker(args).await,
-            None => lead(cli.run).await,
-        }
+        let run = match cli.worker {
+            Some(WorkerCommand::Worker(args)) => tokio::spawn(worker(args)),
+            None => tokio::spawn(lead(cli.run)),
+        };
+        run.await.context("the run's task")?
     })
 }
 
