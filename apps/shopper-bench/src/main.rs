@@ -139,8 +139,8 @@ const RAMP_TICK: Duration = Duration::from_millis(5);
 
 /// Shoppers per worker process when `--workers` is 0 (open files and ports of one process).
 const PER_WORKER: u64 = 15_000;
-/// New shoppers per second per worker process when `--workers` is 0: one thread handles about
-/// 5,000 joins/s on this project's 2-core machine.
+/// New shoppers per second per worker process when `--workers` is 0: at 0.1–0.2 ms of CPU per
+/// shopper (docs/BENCHMARKS.md), a one-thread worker keeps well under its one core.
 const RATE_PER_WORKER: f64 = 4_000.0;
 
 /// What a worker reported: its tally, shoppers held, ramp seconds and timeline.
