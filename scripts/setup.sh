@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs on a fresh machine; safe to run again and again.
 #   - Debian's chromium (browser tests drive it with playwright-core) and the DejaVu fonts
-#   - the npm packages of the JavaScript test suites (the official `phoenix` client, ws, playwright-core)
+#   - the npm packages of the JavaScript test suites (the official `phoenix` client, ws, playwright-core,
+#     esbuild, which makes the vendored minified client)
 #   - PostgreSQL, Redis and NATS, started when not already listening
 #   - phxsocket from PyPI, a third-party Phoenix client the channels tests drive
 set -euo pipefail

@@ -89,13 +89,14 @@ struct RunArgs {
     /// (internal) how many workers share the local ports.
     #[arg(long, hide = true, default_value_t = 1)]
     port_slices: u32,
-    /// Worker processes (0 = one per 15,000 shoppers).
+    /// Worker processes (0 = one per 15,000 shoppers and per 4,000/s of --ramp-rate).
     #[arg(long, default_value_t = 0)]
     workers: u32,
-    /// Threads of each process (0 = one per core). A latency probe of a few shoppers measures
-    /// best with 1: on one thread, the reply that wakes it is read by the thread that waits for
-    /// it, with no hand-off between threads added to what it measures.
-    #[arg(long, default_value_t = 0)]
+    /// Threads of each process (0 = one per core). One thread spends about a quarter less CPU per
+    /// shopper (no wake-ups and hand-offs between threads) and measures latency best: the reply
+    /// that wakes a shopper is read by the thread that waits for it; more processes
+    /// (--workers) are the cheaper way to more cores.
+    #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Seconds to wait for any reply before counting a timeout.
     #[arg(long, default_value_t = 30.0)]
@@ -133,7 +134,14 @@ struct RunArgs {
     strict: bool,
 }
 
+/// The ramp's shortest sleep: shoppers due within one tick start together.
+const RAMP_TICK: Duration = Duration::from_millis(5);
+
+/// Shoppers per worker process when `--workers` is 0 (open files and ports of one process).
 const PER_WORKER: u64 = 15_000;
+/// New shoppers per second per worker process when `--workers` is 0: at 0.1–0.2 ms of CPU per
+/// shopper (docs/BENCHMARKS.md), a one-thread worker keeps well under its one core.
+const RATE_PER_WORKER: f64 = 4_000.0;
 
 /// What a worker reported: its tally, shoppers held, ramp seconds and timeline.
 type WorkerResult = (WireTally, u64, f64, WireTimeline);
@@ -179,9 +187,12 @@ fn items(spec: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 /// One plan per `--url`: shopper `n` uses plan `n % len`.
-fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
+fn plans(args: &RunArgs) -> anyhow::Result<Vec<Arc<Plan>>> {
     let items = items(&args.items)?;
-    args.url.iter().map(|url| plan(url, &items, args)).collect()
+    args.url
+        .iter()
+        .map(|url| plan(url, &items, args).map(Arc::new))
+        .collect()
 }
 
 fn plan(url: &str, items: &[u32], args: &RunArgs) -> anyhow::Result<Plan> {
@@ -196,7 +207,7 @@ fn plan(url: &str, items: &[u32], args: &RunArgs) -> anyhow::Result<Plan> {
         .with_context(|| format!("--url {base:?}: no address for {host_port}"))?;
     Ok(Plan {
         server,
-        url: format!("ws://{host_port}/product_socket/websocket?vsn=2.0.0"),
+        host: host_port.to_owned(),
         items: items.to_vec(),
         churn_per_minute: args.churn_per_minute,
         reply_timeout: Duration::from_secs_f64(args.reply_timeout_secs),
@@ -241,16 +252,27 @@ async fn run_here<R>(
         tokio::spawn(async move {
             let mut tasks = Vec::with_capacity(shoppers as usize);
             let start = tokio::time::Instant::now();
-            for n in 0..shoppers {
-                tokio::time::sleep_until(start + interval.mul_f64(n as f64)).await;
-                let source = sources[n as usize % sources.len()];
-                tasks.push(tokio::spawn(shopper::run(
-                    plans[n as usize % plans.len()].clone(),
-                    source,
-                    ports.clone(),
-                    events_tx.clone(),
-                    stop.clone(),
-                )));
+            let due = |n: u64| start + interval.mul_f64(n as f64);
+            let mut n = 0u64;
+            while n < shoppers {
+                // Every shopper due by now starts; then sleep until the next is due, but at
+                // least a tick: one timer wake-up (and the runtime's wake-up write) per tick
+                // rather than per shopper. No shopper starts early, none more than a tick late.
+                let now = tokio::time::Instant::now();
+                while n < shoppers && due(n) <= now {
+                    let source = sources[n as usize % sources.len()];
+                    tasks.push(tokio::spawn(shopper::run(
+                        plans[n as usize % plans.len()].clone(),
+                        source,
+                        ports.clone(),
+                        events_tx.clone(),
+                        stop.clone(),
+                    )));
+                    n += 1;
+                }
+                if n < shoppers {
+                    tokio::time::sleep_until(due(n).max(now + RAMP_TICK)).await;
+                }
             }
             tasks
         })
@@ -416,7 +438,12 @@ fn start_hold(bar: &ProgressBar, joined: u64, hold: Duration) {
 async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     let fd_limit = raise_fd_limit();
     let workers = match args.workers {
-        0 => args.shoppers.div_ceil(PER_WORKER).max(1),
+        0 => args
+            .shoppers
+            .div_ceil(PER_WORKER)
+            .max((args.ramp_rate / RATE_PER_WORKER).ceil() as u64)
+            .min(args.shoppers)
+            .max(1),
         n => u64::from(n),
     };
     let bar = progress_bar(args.shoppers, args.json);
@@ -661,11 +688,15 @@ fn run_cli() -> anyhow::Result<()> {
             .enable_all()
             .build()?,
     };
+    // The run is a task of the runtime rather than the future `block_on` polls: the shoppers'
+    // events then wake it through the runtime's own queue, where waking `block_on`'s future
+    // would write to the runtime's wake-up descriptor (a `write` and an `epoll_wait` more).
     runtime.block_on(async move {
-        match cli.worker {
-            Some(WorkerCommand::Worker(args)) => worker(args).await,
-            None => lead(cli.run).await,
-        }
+        let run = match cli.worker {
+            Some(WorkerCommand::Worker(args)) => tokio::spawn(worker(args)),
+            None => tokio::spawn(lead(cli.run)),
+        };
+        run.await.context("the run's task")?
     })
 }
 

@@ -61,7 +61,7 @@ async fn admin_page_requires_basic_credentials() {
         page.body
             .contains(&format!("id=\"admin-item-cart-count-{}\"", t.fx.i1))
     );
-    assert!(page.body.contains("/js/admin.js"));
+    assert!(page.body.contains("/js/admin.js?v="));
     assert!(
         !page.body.contains("cart-container"),
         "no cart on the admin page"
@@ -104,6 +104,83 @@ async fn admin_page_requires_basic_credentials() {
         css.header("content-type")
             .is_some_and(|v| v.contains("text/css"))
     );
+}
+
+/// The head (lower case) of the response to `GET path` from a browser that accepts gzip.
+async fn gzip_response_head(t: &TestNode, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(t.addr())
+        .await
+        .expect("connecting");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        t.addr()
+    );
+    stream.write_all(request.as_bytes()).await.expect("writing");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("a response in time")
+        .expect("reading");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_links_its_assets_fingerprinted_cached_for_a_year_and_compressed() {
+    let t = TestNode::start(SQLITE, true).await;
+    let page = admin_page(&t, Some(&basic("admin:password"))).await;
+    assert_eq!(page.status, 200);
+    let linked = |prefix: &str| {
+        page.body
+            .split('"')
+            .find(|part| part.starts_with(prefix))
+            .unwrap_or_else(|| panic!("the page links {prefix}…: {}", page.body))
+            .to_owned()
+    };
+    let mut browser = t.browser();
+    let mut script = String::new();
+    for prefix in ["/css/app.css?v=", "/css/admin.css?v=", "/js/admin.js?v="] {
+        let url = linked(prefix);
+        let response = browser.get(&url).await;
+        assert_eq!(response.status, 200, "{url}");
+        assert_eq!(
+            response.header("cache-control"),
+            Some("public, max-age=31536000, immutable"),
+            "{url}"
+        );
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+        let head = gzip_response_head(&t, &url).await;
+        assert!(head.contains("content-encoding: gzip"), "{url}: {head}");
+        if prefix.starts_with("/js/") {
+            script = response.body;
+        }
+    }
+    // The dashboard script imports the client by its fingerprinted URL, as the shop's does.
+    let client = script
+        .split('"')
+        .find(|part| part.starts_with("/js/phoenix.mjs?v="))
+        .expect("a fingerprinted import")
+        .to_owned();
+    assert_eq!(client, sneakers23::web::assets::url("/js/phoenix.mjs"));
+    assert!(!script.contains("from \"/js/phoenix.mjs\""));
+    let imported = browser.get(&client).await;
+    assert_eq!(
+        imported.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    // A stale version is revalidated, not cached for a year; the page itself is never cached.
+    let stale = browser.get("/js/admin.js?v=0").await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.header("cache-control"), Some("no-cache"));
+    assert!(
+        page.header("cache-control")
+            .is_some_and(|v| v.contains("no-store"))
+    );
+    t.node.shutdown().await;
 }
 
 /// `GET /admin/aggregate.json` with the admin credentials, parsed.

@@ -392,8 +392,14 @@ async fn pages_link_fingerprinted_assets_cached_for_a_year_and_compressed() {
         .await
         .expect("the client, compressed");
     assert_eq!(compressed.header("content-encoding"), Some("gzip"));
+    // The client is the minified build of the same version.
+    assert_eq!(imported.body, channels::assets::PHOENIX_MIN_JS);
+    assert!(imported.body.starts_with("// phoenix 1.8.16,"));
     let plain_length = imported.body.len();
-    assert!(plain_length > 30_000, "the client is large: {plain_length}");
+    assert!(
+        plain_length < channels::assets::PHOENIX_JS.len() / 2,
+        "{plain_length} bytes minified"
+    );
     let compressed_length = compressed.body.len();
     assert!(
         compressed_length < plain_length / 2,

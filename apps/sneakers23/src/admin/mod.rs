@@ -30,8 +30,8 @@
 //! socket requires, at most one day old. `GET /admin/aggregate.json` ([`json`]), behind the same
 //! credentials, answers the aggregate snapshot for programs (shopper-bench's `--check-admin`).
 //!
-//! [`router`] mounts all of it: `/admin`, `/admin/aggregate.json`, `/admin_socket/websocket`,
-//! `/js/admin.js`, `/css/admin.css`.
+//! [`router`] mounts all of it: `/admin`, `/admin/aggregate.json`, `/admin_socket/websocket`
+//! (the page's script and stylesheet are static assets, [`crate::web::assets`]).
 
 pub mod aggregate;
 pub mod auth;
@@ -283,8 +283,8 @@ impl AdminState {
 }
 
 /// The admin routes: `GET /admin` and `GET /admin/aggregate.json` (Basic auth),
-/// `/admin_socket/websocket`, and the dashboard's script and stylesheet. Merge into the
-/// application router.
+/// and `/admin_socket/websocket`. Merge into the application router (which serves the
+/// dashboard's script and stylesheet with the other assets).
 pub fn router(state: AdminState) -> Router {
     let socket = Arc::new(socket::AdminSocket::new(
         state.signer.clone(),
@@ -295,8 +295,6 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/admin", get(page::show))
         .route("/admin/aggregate.json", get(json::aggregate))
-        .route("/js/admin.js", get(page::script))
-        .route("/css/admin.css", get(page::stylesheet))
         .with_state(state)
         .layer(axum::middleware::map_response(nosniff))
         .nest_service("/admin_socket", sockets)

@@ -1,4 +1,5 @@
-//! `GET /admin`: the dashboard page (spec §14.2), and its embedded script and stylesheet.
+//! `GET /admin`: the dashboard page (spec §14.2). Its script and stylesheet (`assets/admin.js`,
+//! `assets/admin.css`) are static assets ([`crate::web::assets`]), linked by fingerprinted URL.
 //!
 //! The page is rendered from this node's inventory cache: one block per product with a line
 //! per size, `Size <size>: <N> in cart / <M> available`, whose numbers `admin.js` keeps live
@@ -18,11 +19,6 @@ use super::{ADMIN_TOKEN_DATA, AdminState, auth};
 use crate::fragments::js_string;
 use sneakers23_core::inventory::CompleteProduct;
 
-/// The dashboard script.
-pub const ADMIN_JS: &str = include_str!("../../assets/admin.js");
-/// The dashboard stylesheet.
-pub const ADMIN_CSS: &str = include_str!("../../assets/admin.css");
-
 /// The dashboard page.
 #[derive(Template)]
 #[template(path = "admin.html")]
@@ -33,6 +29,30 @@ pub struct AdminPage<'a> {
     pub token_js: String,
     /// The Content-Security-Policy nonce of the page's one inline script.
     pub nonce: String,
+    /// The fingerprinted URLs of the page's stylesheets and script.
+    pub links: AdminLinks,
+}
+
+/// The fingerprinted URLs the dashboard page links (cached for a year by the browser).
+pub struct AdminLinks {
+    /// The shop's stylesheet.
+    pub app_css: String,
+    /// The dashboard's stylesheet.
+    pub admin_css: String,
+    /// The dashboard's script.
+    pub admin_js: String,
+}
+
+impl AdminLinks {
+    /// The URLs of the assets embedded in this binary.
+    pub fn current() -> Self {
+        use crate::web::assets::url;
+        Self {
+            app_css: url("/css/app.css"),
+            admin_css: url("/css/admin.css"),
+            admin_js: url("/js/admin.js"),
+        }
+    }
 }
 
 /// The Content-Security-Policy of the admin page: its own script, stylesheet, images and
@@ -72,6 +92,7 @@ pub async fn show(
         products: snapshot.products().collect(),
         token_js: js_string(&token),
         nonce: nonce.clone(),
+        links: AdminLinks::current(),
     };
     match page.render() {
         Ok(html) => {
@@ -106,27 +127,6 @@ pub async fn show(
     }
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// `GET /js/admin.js`.
-pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", ADMIN_JS)
-}
-
-/// `GET /css/admin.css`.
-pub async fn stylesheet() -> Response {
-    asset("text/css; charset=utf-8", ADMIN_CSS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,10 +139,13 @@ mod tests {
             products: released.products().collect(),
             token_js: js_string("SFMyNTY.x</script>"),
             nonce: "n0nce".into(),
+            links: AdminLinks::current(),
         };
         let html = page.render()?;
         assert!(html.contains("window.adminToken = \"SFMyNTY.x\\u003c/script\\u003e\";"));
         assert!(html.contains("<script nonce=\"n0nce\">"));
+        assert!(html.contains("<script type=\"module\" src=\"/js/admin.js?v="));
+        assert!(html.contains("href=\"/css/admin.css?v="));
         assert!(html.contains("id=\"admin-item-cart-count-1\""));
         assert!(html.contains("id=\"admin-item-available-3\">3<"));
         assert!(!html.contains("<p class=\"product-soon-1\">"));
@@ -151,6 +154,7 @@ mod tests {
             products: unreleased.products().collect(),
             token_js: js_string("t"),
             nonce: "n0nce".into(),
+            links: AdminLinks::current(),
         }
         .render()?;
         assert!(html.contains("<p class=\"product-soon-1\">Not released.</p>"));

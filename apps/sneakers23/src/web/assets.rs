@@ -1,9 +1,9 @@
 //! Static assets, embedded in the binary at compile time (no build step, nothing to deploy
-//! next to it): the shop's stylesheet and script, the official `phoenix` client, the shoe
-//! pictures, the favicon and `robots.txt`.
+//! next to it): the shop's and the dashboard's stylesheets and scripts, the official `phoenix`
+//! client (minified), the shoe pictures, the favicon and `robots.txt`.
 //!
-//! Pages link the shop's stylesheet and script by a fingerprinted URL ([`url`]:
-//! `/js/app.js?v=<hash of the content>`, and `app.js` imports the client as
+//! Pages link their stylesheets and scripts by a fingerprinted URL ([`url`]:
+//! `/js/app.js?v=<hash of the content>`, and `app.js` and `admin.js` import the client as
 //! `/js/phoenix.mjs?v=<hash>`), served with `Cache-Control: public, max-age=31536000,
 //! immutable`: a browser loads each version once, and a new version has a new URL. The plain
 //! paths stay available with a strong `ETag` and `Cache-Control: no-cache` (cheap `304 Not
@@ -35,7 +35,7 @@ pub struct Asset {
 }
 
 /// Every embedded asset.
-pub const ASSETS: [Asset; 7] = [
+pub const ASSETS: [Asset; 9] = [
     Asset {
         path: "/css/app.css",
         content_type: "text/css; charset=utf-8",
@@ -47,9 +47,19 @@ pub const ASSETS: [Asset; 7] = [
         body: include_bytes!("../../assets/js/app.js"),
     },
     Asset {
+        path: "/css/admin.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../assets/admin.css"),
+    },
+    Asset {
+        path: "/js/admin.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/admin.js"),
+    },
+    Asset {
         path: "/js/phoenix.mjs",
         content_type: "text/javascript; charset=utf-8",
-        body: channels::assets::PHOENIX_JS.as_bytes(),
+        body: channels::assets::PHOENIX_MIN_JS.as_bytes(),
     },
     Asset {
         path: "/images/hopman.png",
@@ -83,10 +93,13 @@ fn version_of(body: &[u8]) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// The client import as the shop script writes it, and the fingerprinted form it is served with.
+/// The client import as the scripts write it, served in its fingerprinted form.
 const PHOENIX_IMPORT: &str = "from \"/js/phoenix.mjs\"";
 
-/// An asset as served: its bytes (the shop script with its import fingerprinted) and version.
+/// Scripts that import the client.
+const IMPORTERS: [&str; 2] = ["/js/app.js", "/js/admin.js"];
+
+/// An asset as served: its bytes (a script with its import fingerprinted) and version.
 struct Served {
     asset: Asset,
     body: &'static [u8],
@@ -102,7 +115,7 @@ static SERVED: LazyLock<Vec<Served>> = LazyLock::new(|| {
     ASSETS
         .iter()
         .map(|&asset| {
-            let body: &'static [u8] = if asset.path == "/js/app.js" {
+            let body: &'static [u8] = if IMPORTERS.contains(&asset.path) {
                 let text = String::from_utf8_lossy(asset.body).replace(
                     PHOENIX_IMPORT,
                     &format!("from \"/js/phoenix.mjs?v={phoenix}\""),
@@ -214,18 +227,22 @@ mod tests {
                 asset.path
             );
         }
-        let app_js = ASSETS
-            .iter()
-            .find(|a| a.path == "/js/app.js")
-            .map(|a| String::from_utf8_lossy(a.body).into_owned())
-            .unwrap_or_default();
-        assert!(app_js.contains(PHOENIX_IMPORT));
-        let served = SERVED
-            .iter()
-            .find(|s| s.asset.path == "/js/app.js")
-            .map(|s| String::from_utf8_lossy(s.body).into_owned())
-            .unwrap_or_default();
-        assert!(served.contains(&format!("from \"{}\"", url("/js/phoenix.mjs"))));
+        let served_client = format!("from \"{}\"", url("/js/phoenix.mjs"));
+        for script in IMPORTERS {
+            let written = ASSETS
+                .iter()
+                .find(|a| a.path == script)
+                .map(|a| String::from_utf8_lossy(a.body).into_owned())
+                .unwrap_or_default();
+            assert!(written.contains(PHOENIX_IMPORT), "{script}");
+            let served = SERVED
+                .iter()
+                .find(|s| s.asset.path == script)
+                .map(|s| String::from_utf8_lossy(s.body).into_owned())
+                .unwrap_or_default();
+            assert!(served.contains(&served_client), "{script}");
+            assert!(!served.contains(PHOENIX_IMPORT), "{script}");
+        }
         assert!(url("/js/app.js").starts_with("/js/app.js?v="));
         assert_eq!(url("/nothing"), "/nothing");
     }
