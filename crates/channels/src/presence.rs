@@ -196,6 +196,11 @@ impl DiffHandler for Broadcaster {
             let joins = changes.joins.len() as f64;
             let leaves = changes.leaves.len() as f64;
             metrics::gauge!("presence_entries").increment(joins - leaves);
+            // Nobody on this node listens to the topic (the store's CartTracker topic has only
+            // the dashboard's admins): the diff would be rendered and re-parsed for no one.
+            if self.endpoint.pubsub().subscriber_count(topic) == 0 {
+                continue;
+            }
             let payload = diff_payload(
                 topic,
                 &changes.joins,
