@@ -48,7 +48,9 @@ for round in $(seq 1 "$ROUNDS"); do
       [ "$server" = floor ] && floor=1
       [ "$server" = before ] && bin=$BASELINE_BIN_DIR
       log "round $round, $rate/s, $server"
-      FLOOR=$floor PRODUCTS= SHOPPERS=$SHOPPERS RAMP=$rate IDLE_SECS=$IDLE_SECS HOLD_SLACK=5 \
+      # The load generator holds its shoppers 5 s past the idle window, and no longer.
+      FLOOR=$floor PRODUCTS= SHOPPERS=$SHOPPERS RAMP=$rate IDLE_SECS=$IDLE_SECS \
+        HOLD_SLACK=$((5 - SHOPPERS / rate)) \
         BIN_DIR=$bin BASE_PORT=$((BASE_PORT + 10 * (run % 50))) OUT="$dir" \
         bash scripts/bench-store.sh >"$dir.log" 2>&1 || { log "failed: $dir.log"; tail -5 "$dir.log" >&2; }
     done

@@ -16,7 +16,8 @@
 # (redis | nats, clusters only), PRODUCTS (the product pages each shopper watches: 1,2; empty for
 # none, to measure the issue's join alone; no stock_change is timed then), BIN_DIR
 # (target/release), BASE_PORT (4100), OUT (a results folder, default /tmp/bench-store-<time>).
-# HOLD_SLACK (30): seconds the load generator holds its shoppers beyond the ramp and the window.
+# HOLD_SLACK (30): seconds the load generator holds its shoppers beyond the window, added to
+# SHOPPERS / RAMP (its hold starts when its ramp ends: a negative slack takes that back).
 # FLOOR=1 runs benches/join-floor (the least server for the same join, issue 17) instead of the
 # store: one node, no product pages (PRODUCTS is ignored), no stock change.
 # BENCH_NICE (0) and BENCH_CPUS (any; e.g. 1 for the second core): the niceness and the CPUs of

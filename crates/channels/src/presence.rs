@@ -402,6 +402,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_diff_is_published_only_to_a_topic_with_a_local_subscriber() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let endpoint = Endpoint::new(pubsub::PubSub::new("n1"), EndpointConfig::default());
+        let presence = Presence::builder(endpoint.clone(), "test_presence")
+            .subscribe("room:a", Arc::new(Recorder { label: "seen", tx }))
+            .start()
+            .unwrap();
+        let seen = async |rx: &mut mpsc::UnboundedReceiver<_>| {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+
+        let _alice = presence
+            .track("room:a", "alice", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(seen(&mut rx).await, ("seen", "room:a".to_owned(), 1, 0));
+        assert_eq!(endpoint.pubsub().stats().published, 0, "nobody listens");
+
+        let (mailbox, mut inbox) = endpoint.pubsub().mailbox(16);
+        endpoint.pubsub().subscribe("room:a", &mailbox);
+        let _bob = presence
+            .track("room:a", "bob", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(seen(&mut rx).await, ("seen", "room:a".to_owned(), 1, 0));
+        let message = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&message.payload).into_owned();
+        assert!(
+            text.contains(PRESENCE_DIFF) && text.contains("bob") && !text.contains("alice"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn every_subscriber_of_a_topic_gets_its_diffs_in_order_and_no_other_topics() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let recorder = |label| {
