@@ -72,7 +72,10 @@ async fn connection(mut ws: WebSocket) {
             _ => None,
         };
         if let Some(reply) = reply
-            && ws.send(Message::Text(Utf8Bytes::from(reply))).await.is_err()
+            && ws
+                .send(Message::Text(Utf8Bytes::from(reply)))
+                .await
+                .is_err()
         {
             break;
         }
