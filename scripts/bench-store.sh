@@ -16,6 +16,10 @@
 # (redis | nats, clusters only), PRODUCTS (the product pages each shopper watches: 1,2; empty for
 # none, to measure the issue's join alone; no stock_change is timed then), BIN_DIR
 # (target/release), BASE_PORT (4100), OUT (a results folder, default /tmp/bench-store-<time>).
+# HOLD_SLACK (30): seconds the load generator holds its shoppers beyond the window, added to
+# SHOPPERS / RAMP (its hold starts when its ramp ends: a negative slack takes that back).
+# FLOOR=1 runs benches/join-floor (the least server for the same join, issue 17) instead of the
+# store: one node, no product pages (PRODUCTS is ignored), no stock change.
 # BENCH_NICE (0) and BENCH_CPUS (any; e.g. 1 for the second core): the niceness and the CPUs of
 # the heavy load generator (not of the light probe), so that on a machine it shares with the
 # server it can be made to yield the CPU to the server it measures.
@@ -32,6 +36,8 @@ CHURN=${CHURN:-0}
 CHURN_SECS=${CHURN_SECS:-20}
 PUBSUB=${PUBSUB:-redis}
 PRODUCTS=${PRODUCTS-1,2}
+FLOOR=${FLOOR:-0}
+HOLD_SLACK=${HOLD_SLACK:-30}
 BENCH_NICE=${BENCH_NICE:-0}
 BENCH_CPUS=${BENCH_CPUS:-}
 BIN_DIR=${BIN_DIR:-target/release}
@@ -40,6 +46,10 @@ OUT=${OUT:-/tmp/bench-store-$(date +%Y%m%d-%H%M%S)}
 S23="$BIN_DIR/sneakers23"
 BENCH="$BIN_DIR/shopper-bench"
 mkdir -p "$OUT"
+if [ "$FLOOR" = 1 ]; then
+  [ "$NODES" = 1 ] || { echo "FLOOR=1 runs one node" >&2; exit 2; }
+  PRODUCTS=
+fi
 
 log() { printf '[bench-store] %s\n' "$*" >&2; }
 
@@ -65,12 +75,16 @@ else
   export DATABASE_URL="sqlite://$OUT/store.db"
   export PUBSUB_URL=local
 fi
-"$S23" seed --rng-seed 23 >/dev/null
+[ "$FLOOR" = 1 ] || "$S23" seed --rng-seed 23 >/dev/null
 
 urls=()
 for i in $(seq 1 "$NODES"); do
   port=$((BASE_PORT + i))
-  PORT=$port NODE_NAME="bench$i" "$S23" serve >"$OUT/node$i.log" 2>&1 &
+  if [ "$FLOOR" = 1 ]; then
+    PORT=$port "$BIN_DIR/join-floor" >"$OUT/node$i.log" 2>&1 &
+  else
+    PORT=$port NODE_NAME="bench$i" "$S23" serve >"$OUT/node$i.log" 2>&1 &
+  fi
   pids+=($!)
   urls+=("http://127.0.0.1:$port")
 done
@@ -80,8 +94,10 @@ for i in $(seq 1 "$NODES"); do
     sleep 0.2
   done
 done
-"$S23" release 1 --node-url "${urls[0]}" >/dev/null
-"$S23" release 2 --node-url "${urls[0]}" >/dev/null
+if [ "$FLOOR" != 1 ]; then
+  "$S23" release 1 --node-url "${urls[0]}" >/dev/null
+  "$S23" release 2 --node-url "${urls[0]}" >/dev/null
+fi
 
 # clock ticks of user + system time of a process
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -109,7 +125,7 @@ products=()
 [ -n "$PRODUCTS" ] && products=(--products "$PRODUCTS")
 bench_urls=()
 for url in "${urls[@]}"; do bench_urls+=(--url "$url"); done
-hold=$((IDLE_SECS + 30 + SHOPPERS / RAMP))
+hold=$((IDLE_SECS + HOLD_SLACK + SHOPPERS / RAMP))
 churn=()
 if [ "$CHURN" != 0 ]; then
   # churning shoppers start at once: the idle window then measures them, so it comes without
@@ -151,16 +167,19 @@ cpu_idle_end=$(sum_over_nodes cpu_ticks)
 sys_idle_end=$(sum_over_nodes sys_ticks)
 rss_idle=$(sum_over_nodes rss_kib)
 per_node_rss=$(for pid in "${pids[@]}"; do printf '%s ' "$(rss_kib "$pid")"; done)
-# One stock change reaches every shopper's page: an item of product 1 is brought to 150 units
-# (still "medium", nothing is broadcast), then one more sale makes it "low".
-read -r item surplus < <("$S23" inventory --json --node-url "${urls[0]}" | python3 -c '
+sold_at_us=0
+if [ -n "$PRODUCTS" ]; then
+  # One stock change reaches every shopper's page: an item of product 1 is brought to 150 units
+  # (still "medium", nothing is broadcast), then one more sale makes it "low".
+  read -r item surplus < <("$S23" inventory --json --node-url "${urls[0]}" | python3 -c '
 import json, sys
 items = [i for p in json.load(sys.stdin)["products"] if p["id"] == 1 for i in p["items"]]
 i = next(i for i in items if i["level"] == "medium")
 print(i["id"], i["available_count"] - 150)')
-[ "$surplus" -gt 0 ] && "$S23" sell "$item" --units "$surplus" --node-url "${urls[0]}" >/dev/null
-sold_at_us=$(($(date +%s%N) / 1000))
-"$S23" sell "$item" --node-url "${urls[$((NODES - 1))]}" >/dev/null
+  [ "$surplus" -gt 0 ] && "$S23" sell "$item" --units "$surplus" --node-url "${urls[0]}" >/dev/null
+  sold_at_us=$(($(date +%s%N) / 1000))
+  "$S23" sell "$item" --node-url "${urls[$((NODES - 1))]}" >/dev/null
+fi
 [ "$CHURN" != 0 ] && { wait "$probe_pid" || { log "probe failed"; cat "$OUT/probe.err" >&2; }; }
 wait "$bench_pid" || { log "shopper-bench failed"; cat "$OUT/bench.err" >&2; exit 1; }
 
@@ -190,4 +209,20 @@ if c["count"]:
     print(f"  measured by the light probe: {p['count']}, p50/p90/p99/max {p['p50_ms']:.2f}/{p['p90_ms']:.2f}/{p['p99_ms']:.2f}/{p['max_ms']:.2f} ms")
 print(f"bench: joins/s {b['joins_per_second']:.0f}; join p50/p99 {b['join']['p50_ms']:.2f}/{b['join']['p99_ms']:.2f} ms; add_item p50/p99 {b['add_item']['p50_ms']:.2f}/{b['add_item']['p99_ms']:.2f} ms; connect p50/p99 {b['connect']['p50_ms']:.2f}/{b['connect']['p99_ms']:.2f} ms")
 print(f"declined by the store {b.get('declined', {})}; errors {b['errors']}; admin check {b.get('admin_check')}")
+# The same figures for scripts (scripts/bench-floor.sh): ms per shopper, % of a core, KiB.
+ticks = lambda t: t / $hz * 1000 / max(joined, 1)
+json.dump({
+    "server": "floor" if "$FLOOR" == "1" else "store", "nodes": $NODES, "shoppers": n,
+    "joined": joined, "dropped": b["dropped_after_join"], "ramp_asked": $RAMP,
+    "joins_per_second": b["joins_per_second"],
+    "cpu_per_join_ms": ticks($cpu_ramped - $cpu_before),
+    "kernel_per_join_ms": ticks($sys_ramped - $sys_before),
+    "idle_cpu_pct": ($cpu_idle_end - $cpu_ramped) / $hz / $window * 100,
+    "idle_kernel_pct": ($sys_idle_end - $sys_ramped) / $hz / $window * 100,
+    "window_s": $window,
+    "rss_per_shopper_kib": ($rss_idle - $rss_before) / max(joined, 1),
+    "add_item_p50_ms": b["add_item"]["p50_ms"], "add_item_p99_ms": b["add_item"]["p99_ms"],
+    "join_p99_ms": b["join"]["p99_ms"],
+    "admin_check_passed": (b.get("admin_check") or {}).get("passed"),
+}, open("$OUT/result.json", "w"), indent=1)
 EOF

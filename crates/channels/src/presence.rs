@@ -196,6 +196,11 @@ impl DiffHandler for Broadcaster {
             let joins = changes.joins.len() as f64;
             let leaves = changes.leaves.len() as f64;
             metrics::gauge!("presence_entries").increment(joins - leaves);
+            // Nobody on this node listens to the topic (the store's CartTracker topic has only
+            // the dashboard's admins): the diff would be rendered and re-parsed for no one.
+            if self.endpoint.pubsub().subscriber_count(topic) == 0 {
+                continue;
+            }
             let payload = diff_payload(
                 topic,
                 &changes.joins,
@@ -394,6 +399,44 @@ mod tests {
                 changes.leaves.len(),
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn a_diff_is_published_only_to_a_topic_with_a_local_subscriber() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let endpoint = Endpoint::new(pubsub::PubSub::new("n1"), EndpointConfig::default());
+        let presence = Presence::builder(endpoint.clone(), "test_presence")
+            .subscribe("room:a", Arc::new(Recorder { label: "seen", tx }))
+            .start()
+            .unwrap();
+        let seen = async |rx: &mut mpsc::UnboundedReceiver<_>| {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+
+        let _alice = presence
+            .track("room:a", "alice", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(seen(&mut rx).await, ("seen", "room:a".to_owned(), 1, 0));
+        assert_eq!(endpoint.pubsub().stats().published, 0, "nobody listens");
+
+        let (mailbox, mut inbox) = endpoint.pubsub().mailbox(16);
+        endpoint.pubsub().subscribe("room:a", &mailbox);
+        let _bob = presence
+            .track("room:a", "bob", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(seen(&mut rx).await, ("seen", "room:a".to_owned(), 1, 0));
+        let message = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&message.payload).into_owned();
+        assert!(
+            text.contains(PRESENCE_DIFF) && text.contains("bob") && !text.contains("alice"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
