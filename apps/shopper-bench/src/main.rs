@@ -13,6 +13,7 @@
 //! their shoppers connected until the check is over.
 
 mod admin;
+mod cli;
 mod plot;
 mod ports;
 mod report;
@@ -27,112 +28,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use admin::AdminReport;
+use cli::{Cli, RunArgs, WorkerCommand, items, to_flags, validate};
 use ports::Ports;
 use report::{Summary, Tally, WireTally};
 use shopper::Plan;
 use timeline::{Timeline, WireTimeline};
-
-#[derive(Parser)]
-#[command(about = "Load tester: simulated Sneakers23 shoppers over the Phoenix Channels protocol")]
-struct Cli {
-    #[command(subcommand)]
-    worker: Option<WorkerCommand>,
-    #[command(flatten)]
-    run: RunArgs,
-}
-
-#[derive(Subcommand)]
-enum WorkerCommand {
-    /// (internal) one worker process of a multi-process run; prints JSON lines.
-    #[command(hide = true)]
-    Worker(RunArgs),
-}
-
-#[derive(Args, Clone, Debug, Serialize, Deserialize)]
-struct RunArgs {
-    /// The store's base URL. Repeat once per node of a cluster: shoppers are spread over the
-    /// nodes in turn.
-    #[arg(long, env = "BENCH_URL", default_value = "http://127.0.0.1:4000")]
-    url: Vec<String>,
-    /// Shoppers to open.
-    #[arg(long, short = 'n', default_value_t = 1000)]
-    shoppers: u64,
-    /// New shoppers per second while ramping up.
-    #[arg(long, default_value_t = 1000.0)]
-    ramp_rate: f64,
-    /// Seconds to stay connected after the ramp.
-    #[arg(long, default_value_t = 0.0)]
-    hold_secs: f64,
-    /// Cart operations (add or remove) per shopper per minute while holding.
-    #[arg(long, default_value_t = 0.0)]
-    churn_per_minute: f64,
-    /// Product ids whose `product:<id>` channel every shopper joins, as a product page does
-    /// (e.g. `1,2`); the summary tells when `stock_change` pushes arrived on them.
-    #[arg(long, value_delimiter = ',')]
-    products: Vec<u32>,
-    /// Item ids shoppers pick from, as a range `FIRST-LAST` (the seeded store has 1-26).
-    #[arg(long, default_value = "1-26")]
-    items: String,
-    /// Source addresses 127.0.0.1 … 127.0.0.N to spread connections over (about 50,000
-    /// connections each).
-    #[arg(long, default_value_t = 4)]
-    sources: u8,
-    /// (internal) this worker's share of the local ports: slice N of --port-slices.
-    #[arg(long, hide = true, default_value_t = 0)]
-    port_slice: u32,
-    /// (internal) how many workers share the local ports.
-    #[arg(long, hide = true, default_value_t = 1)]
-    port_slices: u32,
-    /// Worker processes (0 = one per 15,000 shoppers and per 4,000/s of --ramp-rate).
-    #[arg(long, default_value_t = 0)]
-    workers: u32,
-    /// Threads of each process (0 = one per core). One thread spends about a quarter less CPU per
-    /// shopper (no wake-ups and hand-offs between threads) and measures latency best: the reply
-    /// that wakes a shopper is read by the thread that waits for it; more processes
-    /// (--workers) are the cheaper way to more cores.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Seconds to wait for any reply before counting a timeout.
-    #[arg(long, default_value_t = 30.0)]
-    reply_timeout_secs: f64,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Write a chart of the run to this file: connected shoppers and round-trip latency
-    /// percentiles, second by second. PNG or SVG, after the name's extension (.png, .svg).
-    #[arg(long, value_name = "FILE")]
-    plot: Option<std::path::PathBuf>,
-    /// After the hold, with the shoppers still connected, check that the admin dashboard
-    /// aggregate at this URL (the store's `/admin/aggregate.json`) counts at least the shoppers
-    /// the bench holds. Repeat once per node of a cluster: every node must.
-    #[arg(long, value_name = "URL")]
-    check_admin: Vec<String>,
-    /// Longest wait, in seconds, for every --check-admin dashboard to count the shoppers (the
-    /// aggregate is published every 250 ms and replicated across nodes by the tracker).
-    #[arg(long, env = "BENCH_CHECK_ADMIN_WAIT_SECS", default_value_t = 10.0)]
-    check_admin_wait_secs: f64,
-    /// Admin user for --check-admin.
-    #[arg(long, env = "ADMIN_USER", default_value = "admin")]
-    admin_user: String,
-    /// Admin password for --check-admin.
-    #[arg(
-        long,
-        env = "ADMIN_PASSWORD",
-        hide_env_values = true,
-        default_value = "password"
-    )]
-    admin_password: String,
-    /// Fail (exit 1) unless every shopper joined and every first add_item was answered (ok or an
-    /// error reply such as `out_of_stock`).
-    #[arg(long)]
-    strict: bool,
-}
 
 /// The ramp's shortest sleep: shoppers due within one tick start together.
 const RAMP_TICK: Duration = Duration::from_millis(5);
@@ -166,24 +72,6 @@ enum WorkerLine {
         #[serde(default)]
         timeline: WireTimeline,
     },
-}
-
-fn items(spec: &str) -> anyhow::Result<Vec<u32>> {
-    let (first, last) = spec
-        .split_once('-')
-        .with_context(|| format!("--items {spec:?}: expected FIRST-LAST, e.g. 1-26"))?;
-    let first: u32 = first
-        .trim()
-        .parse()
-        .with_context(|| format!("--items {spec:?}"))?;
-    let last: u32 = last
-        .trim()
-        .parse()
-        .with_context(|| format!("--items {spec:?}"))?;
-    if first > last {
-        bail!("--items {spec:?}: FIRST must not exceed LAST");
-    }
-    Ok((first..=last).collect())
 }
 
 /// One plan per `--url`: shopper `n` uses plan `n % len`.
@@ -598,29 +486,6 @@ async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// The flags that make a worker run `args`.
-fn to_flags(args: &RunArgs) -> Vec<String> {
-    let mut flags: Vec<String> = args.url.iter().map(|url| format!("--url={url}")).collect();
-    flags.extend([
-        format!("--shoppers={}", args.shoppers),
-        format!("--ramp-rate={}", args.ramp_rate),
-        format!("--hold-secs={}", args.hold_secs),
-        format!("--churn-per-minute={}", args.churn_per_minute),
-        format!("--items={}", args.items),
-        format!("--sources={}", args.sources),
-        format!("--reply-timeout-secs={}", args.reply_timeout_secs),
-        format!("--threads={}", args.threads),
-        format!("--port-slice={}", args.port_slice),
-        format!("--port-slices={}", args.port_slices),
-        "--workers=1".to_owned(),
-    ]);
-    if !args.products.is_empty() {
-        let products: Vec<String> = args.products.iter().map(u32::to_string).collect();
-        flags.push(format!("--products={}", products.join(",")));
-    }
-    flags
-}
-
 /// With `--check-admin`, checks every dashboard against the `held` shoppers (still connected).
 async fn check_admin(args: &RunArgs, held: u64) -> Option<AdminReport> {
     if args.check_admin.is_empty() {
@@ -639,23 +504,6 @@ async fn check_admin(args: &RunArgs, held: u64) -> Option<AdminReport> {
     };
     let wait = Duration::try_from_secs_f64(args.check_admin_wait_secs).unwrap_or_default();
     Some(admin::check(&args.check_admin, &credentials, held, wait).await)
-}
-
-/// Refuses durations that are negative or not numbers before anything starts.
-fn validate(args: &RunArgs) -> anyhow::Result<()> {
-    for (flag, value) in [
-        ("--hold-secs", args.hold_secs),
-        ("--reply-timeout-secs", args.reply_timeout_secs),
-        ("--check-admin-wait-secs", args.check_admin_wait_secs),
-    ] {
-        if Duration::try_from_secs_f64(value).is_err() {
-            bail!("{flag} {value}: expected a number of seconds >= 0");
-        }
-    }
-    if let Some(path) = &args.plot {
-        plot::format_of(path)?;
-    }
-    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
