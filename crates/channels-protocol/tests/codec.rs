@@ -1,6 +1,10 @@
 //! Codec conformance: the exact frames of the protocol spec (§2.2, §2.3,
 //! §2.4, §2.9), round trips of every kind through both serializers, and the
 //! rejection of malformed input.
+//!
+//! Why one file of about 1,100 lines: it is the conformance table of the protocol spec, one test per
+//! frame the spec prints, in the spec's order; split, the spec's sections would no longer be
+//! checkable against one file.
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;

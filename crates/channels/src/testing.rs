@@ -67,6 +67,10 @@
 //! client.close().await;
 //! # });
 //! ```
+//!
+//! Why one file of about 670 lines: it is the kit's whole public surface (socket, channel,
+//! assertions, the end-to-end server) and most of it is documentation with examples; a user reads
+//! it as one page, as `Phoenix.ChannelTest`'s.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -26,6 +26,13 @@
 //! Broadcasts that the channel does not intercept go straight to the client, as Phoenix's
 //! fastlane does, even while the channel is busy. `join` and `terminate` run in place, as in
 //! Phoenix, where the socket waits for a channel's join.
+//!
+//! Why one file of about 950 lines: the socket rules are one state machine over one table of
+//! joined channels, and each transition (join, leave, inbound event, reply, broadcast, heartbeat,
+//! timeout, close) reads and updates that table and the outbound queue together. What stands apart
+//! already lives beside it: the channel trait ([`channel`](super::channel)), the callbacks' handle
+//! ([`context`](super::context)), the socket's `connect` ([`socket`](super::socket)), limits and
+//! metrics.
 
 use std::collections::VecDeque;
 use std::future::Future;
