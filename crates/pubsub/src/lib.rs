@@ -47,6 +47,7 @@ pub mod adapter;
 pub mod mailbox;
 mod message;
 mod node;
+mod queue;
 mod registry;
 
 pub use adapter::memory;

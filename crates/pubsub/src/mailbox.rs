@@ -13,27 +13,13 @@
 //! subscriber (most client connections, most of the time) then costs a few dozen bytes and no
 //! pre-allocated slots; the deque grows only while messages actually wait.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use futures::task::AtomicWaker;
-use parking_lot::Mutex;
-use rustc_hash::FxHashSet;
-
+pub use crate::message::MailboxId;
 use crate::message::Message;
+use crate::queue::MailboxShared;
 use crate::registry::Registry;
-
-/// A cluster-wide unique name for a mailbox, carried with `*_from` broadcasts so that the sender is
-/// skipped on every node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MailboxId {
-    /// The incarnation of the node that made the mailbox.
-    pub node: u64,
-    /// A counter local to that node.
-    pub local: u64,
-}
 
 /// Why an inbox yields no more messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -41,57 +27,6 @@ pub enum Closed {
     /// The queue overflowed: the subscriber fell behind and was unsubscribed from every topic.
     #[error("subscriber could not keep up: its queue of messages was full and it was unsubscribed")]
     Lagged,
-}
-
-/// Why [`MailboxShared::try_push`] refused a message.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Full;
-
-/// A deque this long after a burst is given back once it empties.
-const SHRINK_ABOVE: usize = 64;
-
-pub(crate) struct MailboxShared {
-    pub(crate) id: MailboxId,
-    queue: Mutex<VecDeque<Arc<Message>>>,
-    capacity: usize,
-    /// The inbox's task, woken when a message arrives or the mailbox lags.
-    waker: AtomicWaker,
-    lagged: AtomicBool,
-    pub(crate) topics: Mutex<FxHashSet<Arc<str>>>,
-}
-
-impl MailboxShared {
-    /// Queues `message` unless `capacity` messages already wait; never blocks on the consumer.
-    pub(crate) fn try_push(&self, message: Arc<Message>) -> Result<(), Full> {
-        {
-            let mut queue = self.queue.lock();
-            if queue.len() >= self.capacity {
-                return Err(Full);
-            }
-            queue.push_back(message);
-        }
-        self.waker.wake();
-        Ok(())
-    }
-
-    fn pop(&self) -> Option<Arc<Message>> {
-        let mut queue = self.queue.lock();
-        let message = queue.pop_front();
-        if queue.is_empty() && queue.capacity() > SHRINK_ABOVE {
-            *queue = VecDeque::new();
-        }
-        message
-    }
-
-    pub(crate) fn mark_lagged(&self) -> bool {
-        let first = !self.lagged.swap(true, Ordering::AcqRel);
-        self.waker.wake();
-        first
-    }
-
-    pub(crate) fn is_lagged(&self) -> bool {
-        self.lagged.load(Ordering::Acquire)
-    }
 }
 
 /// The sending side of a subscriber's queue: what topics are subscribed with.
@@ -133,14 +68,7 @@ pub struct Inbox {
 
 impl Inbox {
     pub(crate) fn new(id: MailboxId, capacity: usize, registry: Arc<Registry>) -> (Mailbox, Inbox) {
-        let shared = Arc::new(MailboxShared {
-            id,
-            queue: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
-            waker: AtomicWaker::new(),
-            lagged: AtomicBool::new(false),
-            topics: Mutex::new(FxHashSet::default()),
-        });
+        let shared = Arc::new(MailboxShared::new(id, capacity));
         let mailbox = Mailbox {
             shared: shared.clone(),
         };
@@ -160,7 +88,7 @@ impl Inbox {
         if let Some(ready) = self.try_recv() {
             return Poll::Ready(ready);
         }
-        self.shared.waker.register(cx.waker());
+        self.shared.register_waker(cx.waker());
         // A message or the lag may have come between the first look and the registration.
         match self.try_recv() {
             Some(ready) => Poll::Ready(ready),

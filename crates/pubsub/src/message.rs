@@ -4,8 +4,6 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::mailbox::MailboxId;
-
 /// One published message, shared by every local subscriber of its topic.
 ///
 /// A broadcast is wrapped in one `Arc<Message>` and the same allocation is handed to every mailbox
@@ -39,4 +37,14 @@ impl Message {
     pub fn derived(&self, convert: impl FnOnce(&Bytes) -> Bytes) -> Bytes {
         self.derived.get_or_init(|| convert(&self.payload)).clone()
     }
+}
+
+/// A cluster-wide unique name for a mailbox, carried with `*_from` broadcasts so that the sender is
+/// skipped on every node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MailboxId {
+    /// The incarnation of the node that made the mailbox.
+    pub node: u64,
+    /// A counter local to that node.
+    pub local: u64,
 }

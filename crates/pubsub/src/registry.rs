@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
-use crate::mailbox::{Full, MailboxId, MailboxShared};
+use crate::message::MailboxId;
 use crate::message::Message;
+use crate::queue::{Full, MailboxShared};
 
 const SHARDS: usize = 64;
 

@@ -20,12 +20,12 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::codec::{JsonObject, OutPayload, Payload};
+use crate::codec::{OutPayload, Payload};
 use crate::server::context::Context;
+use crate::server::reply::{Reply, to_object};
 
 /// How a channel's life ended, passed to [`Channel::terminate`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,66 +47,6 @@ impl StopReason {
     /// True when the client should be told `phx_close` (no rejoin) rather than `phx_error`.
     pub fn is_graceful(&self) -> bool {
         !matches!(self, StopReason::Error(_))
-    }
-}
-
-/// The status and body of a reply to a client message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    /// `"ok"`, `"error"`, or any status the client code understands.
-    pub status: &'static str,
-    /// The `response` object (or binary data).
-    pub payload: OutPayload,
-}
-
-impl Reply {
-    /// `{"status":"ok","response":payload}`.
-    pub fn ok(payload: impl Into<OutPayload>) -> Self {
-        Reply {
-            status: "ok",
-            payload: payload.into(),
-        }
-    }
-
-    /// `{"status":"error","response":payload}`.
-    pub fn error(payload: impl Into<OutPayload>) -> Self {
-        Reply {
-            status: "error",
-            payload: payload.into(),
-        }
-    }
-
-    /// An `ok` reply whose response is `value` serialized (which must serialize to a JSON object).
-    pub fn ok_json<T: Serialize + ?Sized>(value: &T) -> Self {
-        Reply::ok(to_object(value))
-    }
-
-    /// An `error` reply whose response is `value` serialized (which must serialize to a JSON object).
-    pub fn error_json<T: Serialize + ?Sized>(value: &T) -> Self {
-        Reply::error(to_object(value))
-    }
-
-    /// `{"status":"error","response":{"reason":reason}}`, the shape Phoenix uses for its own errors.
-    pub fn error_reason(reason: &str) -> Self {
-        Reply::error(JsonObject::from_map(&reason_map(reason)))
-    }
-}
-
-fn reason_map(reason: &str) -> serde_json::Map<String, Value> {
-    let mut map = serde_json::Map::new();
-    map.insert("reason".to_owned(), Value::String(reason.to_owned()));
-    map
-}
-
-/// Serializes a value that is known to be an object (a struct or a map) into a payload. Values
-/// that are not objects are a programming error; they are logged and replaced by `{}`.
-pub fn to_object<T: Serialize + ?Sized>(value: &T) -> JsonObject {
-    match JsonObject::serialize(value) {
-        Ok(object) => object,
-        Err(error) => {
-            tracing::error!(%error, "payload is not a JSON object; sending {{}} instead");
-            JsonObject::empty()
-        }
     }
 }
 

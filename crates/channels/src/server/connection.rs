@@ -54,12 +54,14 @@ use crate::codec::{
     self, Frame, FrameKind, HEARTBEAT, JsonObject, Message, OutPayload, PHOENIX_TOPIC, PHX_JOIN,
     PHX_LEAVE, Payload, Ref, Serializer,
 };
-use crate::server::channel::{Channel, Info, Outcome, Reply, StopReason};
+use crate::server::assigns::Assigns;
+use crate::server::channel::{Channel, Info, Outcome, StopReason};
 use crate::server::context::{ConnEvent, Context, Scope};
 use crate::server::endpoint::{self, DISCONNECT, Endpoint};
 use crate::server::log_limit::limited_warn;
 use crate::server::metrics;
-use crate::server::socket::{Assigns, Socket};
+use crate::server::reply::Reply;
+use crate::server::socket::Socket;
 
 /// Why a connection is being closed, as a WebSocket close code and reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

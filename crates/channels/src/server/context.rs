@@ -12,9 +12,9 @@ use tokio::task::AbortHandle;
 use pubsub::Mailbox;
 
 use crate::codec::{self, Frame, OutPayload, Ref, Serializer};
-use crate::server::channel::Reply;
+use crate::server::assigns::Assigns;
 use crate::server::endpoint::Endpoint;
-use crate::server::socket::Assigns;
+use crate::server::reply::Reply;
 
 /// A request from outside the connection task, queued to it.
 pub(crate) enum ConnEvent {

@@ -5,6 +5,7 @@
 //! `/socket/websocket` and `/socket/longpoll`, the URLs the `phoenix` JavaScript client uses.
 //! Every connection shares one [`Endpoint`] for options and cluster-wide broadcasts.
 
+mod assigns;
 mod channel;
 pub(crate) mod connection;
 pub(crate) mod context;
@@ -13,14 +14,15 @@ mod event;
 pub(crate) mod log_limit;
 pub(crate) mod metrics;
 mod origin;
+mod reply;
 mod socket;
 pub mod transport;
 
-pub use channel::{
-    Channel, Info, InvalidPayload, Outcome, Reply, StopReason, parse, to_object, unhandled,
-};
+pub use assigns::Assigns;
+pub use channel::{Channel, Info, InvalidPayload, Outcome, StopReason, parse, unhandled};
 pub use context::{ChannelHandle, Context, ReplyRef, Timer};
 pub use endpoint::{DISCONNECT, DrainOptions, DrainReport, ENV_SETTINGS, Endpoint, EndpointConfig};
 pub use event::{EventError, parse_event};
 pub use origin::{CheckOrigin, OriginError, OriginPattern};
-pub use socket::{Assigns, ConnectError, ConnectInfo, Params, Routes, Socket, topic_matches};
+pub use reply::{Reply, to_object};
+pub use socket::{ConnectError, ConnectInfo, Params, Routes, Socket, topic_matches};

@@ -17,7 +17,6 @@
 //! }
 //! ```
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use http::HeaderMap;
 
+use crate::server::assigns::Assigns;
 use crate::server::channel::Channel;
 
 /// The connect parameters: the query string of the connect request (phoenix.js sends its `params`
@@ -54,38 +54,6 @@ impl ConnectError {
     /// A refusal with a reason for the logs.
     pub fn new(reason: impl Into<String>) -> Self {
         ConnectError(reason.into())
-    }
-}
-
-/// Per-connection data a socket's `connect` decided on (a user id, say), readable by every channel
-/// of the connection.
-#[derive(Clone, Default)]
-pub struct Assigns(Option<Arc<dyn Any + Send + Sync>>);
-
-impl Assigns {
-    /// Nothing assigned.
-    pub fn none() -> Self {
-        Assigns(None)
-    }
-
-    /// Assigns `value`; channels read it back with [`get`](Assigns::get) and the same type.
-    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
-        Assigns(Some(Arc::new(value)))
-    }
-
-    /// The assigned value, if one of type `T` was assigned.
-    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.0.as_deref().and_then(|v| v.downcast_ref::<T>())
-    }
-}
-
-impl std::fmt::Debug for Assigns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Assigns(..)"
-        } else {
-            "Assigns(none)"
-        })
     }
 }
 

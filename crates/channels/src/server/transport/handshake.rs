@@ -9,8 +9,9 @@ use http::header::{HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use http::request::Parts;
 
 use crate::codec::Serializer;
+use crate::server::assigns::Assigns;
 use crate::server::metrics;
-use crate::server::socket::{Assigns, ConnectInfo, Params};
+use crate::server::socket::{ConnectInfo, Params};
 use crate::server::transport::Mount;
 
 /// The prefix phoenix.js puts before its base64 token in `Sec-WebSocket-Protocol`.

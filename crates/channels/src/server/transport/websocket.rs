@@ -22,11 +22,11 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 use crate::codec::{Frame, FrameKind, Serializer};
+use crate::server::assigns::Assigns;
 use crate::server::connection::{self, CloseReason, Connection, Control};
 use crate::server::context::ConnEvent;
 use crate::server::log_limit::limited_warn;
 use crate::server::metrics;
-use crate::server::socket::Assigns;
 use crate::server::transport::Mount;
 use crate::server::transport::handshake::{self, Accepted, Refused};
 
