@@ -37,11 +37,6 @@ pub struct CartMeta {
 }
 
 impl CartMeta {
-    /// The meta as the JSON the tracker stores.
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
     /// Reads a tracked meta: typed, then normalized (items distinct and ascending, page cut at
     /// [`MAX_PAGE_LEN`] bytes, for metas from other nodes). A meta of another shape is an
     /// error; the aggregate counts such a tab with an empty cart and no page.
@@ -113,7 +108,7 @@ mod tests {
             page: Some("/".into()),
             items: vec![3, 1, 3],
         };
-        let tracked = Meta::new(meta.to_value()).unwrap_or_default();
+        let tracked = Meta::from_serialize(&meta).unwrap_or_default();
         let read = CartMeta::parse(&tracked).expect("a cart meta");
         assert_eq!(read.items, vec![1, 3]);
         assert_eq!(read.page.as_deref(), Some("/"));

@@ -140,6 +140,7 @@ impl PresenceBuilder {
             endpoint: self.endpoint.clone(),
             fetch: self.fetch.clone(),
             subscribers: self.subscribers,
+            entries: metrics::gauge!("presence_entries"),
         });
         let tracker = Tracker::start(
             self.endpoint.pubsub().clone(),
@@ -188,6 +189,8 @@ struct Broadcaster {
     endpoint: Endpoint,
     fetch: Option<Arc<dyn Fetch>>,
     subscribers: FxHashMap<Arc<str>, Vec<Arc<dyn DiffSubscriber>>>,
+    /// `presence_entries`, registered once: every diff moves it.
+    entries: metrics::Gauge,
 }
 
 impl DiffHandler for Broadcaster {
@@ -195,7 +198,7 @@ impl DiffHandler for Broadcaster {
         for (topic, changes) in &diff.topics {
             let joins = changes.joins.len() as f64;
             let leaves = changes.leaves.len() as f64;
-            metrics::gauge!("presence_entries").increment(joins - leaves);
+            self.entries.increment(joins - leaves);
             // Nobody on this node listens to the topic (the store's CartTracker topic has only
             // the dashboard's admins): the diff would be rendered and re-parsed for no one.
             if self.endpoint.pubsub().subscriber_count(topic) == 0 {
@@ -264,9 +267,17 @@ impl Presence {
         &self.tracker
     }
 
-    /// Tracks a presence of `key` on `topic` with `meta` (a JSON object) until the guard drops.
-    pub fn track(&self, topic: &str, key: &str, meta: Value) -> Result<Tracked, PresenceError> {
-        let meta = Meta::new(meta)?;
+    /// Tracks a presence of `key` on `topic` with `meta` until the guard drops.
+    ///
+    /// `meta` is anything that serializes to a JSON object: a `json!({...})` value, or a struct of
+    /// the application's, which is written straight to the stored text (no [`Value`] built).
+    pub fn track(
+        &self,
+        topic: &str,
+        key: &str,
+        meta: impl serde::Serialize,
+    ) -> Result<Tracked, PresenceError> {
+        let meta = Meta::from_serialize(&meta)?;
         let process = self.tracker.process();
         self.tracker.track(&process, topic, key, meta)?;
         Ok(Tracked {
@@ -276,9 +287,13 @@ impl Presence {
         })
     }
 
-    /// Replaces the meta of a tracked presence.
-    pub fn update(&self, tracked: &Tracked, meta: Value) -> Result<(), PresenceError> {
-        let meta = Meta::new(meta)?;
+    /// Replaces the meta of a tracked presence (any value [`Presence::track`] takes).
+    pub fn update(
+        &self,
+        tracked: &Tracked,
+        meta: impl serde::Serialize,
+    ) -> Result<(), PresenceError> {
+        let meta = Meta::from_serialize(&meta)?;
         self.tracker
             .update(&tracked.process, &tracked.topic, &tracked.key, meta)?;
         Ok(())

@@ -22,6 +22,8 @@ async fn what_the_server_does_is_counted_and_every_series_is_described() {
     let server = start(EndpointConfig::default()).await;
     let mut client = Client::connect(&server).await;
     let join_ref = client.join("room:secret-topic-42").await;
+    // A second join on the same route counts on the same (kept) counter.
+    client.join("room:another").await;
     client
         .send(Some(&join_ref), "room:secret-topic-42", "echo", json!({}))
         .await;
@@ -42,7 +44,7 @@ async fn what_the_server_does_is_counted_and_every_series_is_described() {
     let text = handle.render();
     for expected in [
         r#"channels_socket_connects_total{result="ok"} 1"#,
-        r#"channels_channel_joins_total{route="room:*",result="ok"} 1"#,
+        r#"channels_channel_joins_total{route="room:*",result="ok"} 2"#,
         r#"channels_channel_joins_total{route="unmatched",result="unmatched"} 1"#,
         r#"channels_handle_in_duration_seconds_count{event="echo"} 1"#,
         "channels_broadcasts_delivered_total 1",

@@ -10,7 +10,7 @@ use axum::extract::Query;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use channels::assets::PHOENIX_JS;
+use channels::assets::PHOENIX_MIN_JS;
 use channels::token::Signer;
 use serde::Deserialize;
 
@@ -36,7 +36,7 @@ pub fn routes(signer: Signer) -> Router {
         )
         .route(
             "/js/phoenix.mjs",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], PHOENIX_JS) }),
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], PHOENIX_MIN_JS) }),
         )
 }
 

@@ -146,7 +146,7 @@ async fn the_page_asks_for_a_name_then_embeds_a_token_for_it() {
     let (status, js) = get(addr, "/js/phoenix.mjs").await;
     assert_eq!(status, 200);
     assert!(
-        js == channels::assets::PHOENIX_JS,
+        js == channels::assets::PHOENIX_MIN_JS,
         "the embedded phoenix client is served"
     );
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use channels::assets::PHOENIX_JS;
+use channels::assets::PHOENIX_MIN_JS;
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/js/phoenix.mjs",
-            get(|| async { ([(CONTENT_TYPE, "text/javascript")], PHOENIX_JS) }),
+            get(|| async { ([(CONTENT_TYPE, "text/javascript")], PHOENIX_MIN_JS) }),
         )
 }
 

@@ -33,6 +33,9 @@ use channels::codec::{OutPayload, Payload};
 use channels::presence::Tracked;
 use channels::server::{Channel, Context, Endpoint, Info, Outcome, Reply, StopReason, to_object};
 use channels::token::now_ms;
+use metrics::Counter;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -80,9 +83,40 @@ pub fn clear_cart_everywhere(endpoint: &Endpoint, signer: &dyn CartSigner, cart_
     );
 }
 
+/// The cart channel's counters, registered once per socket: every join and every cart
+/// operation counts one, and looking a labelled counter up in the recorder each time cost more
+/// than counting.
+pub struct CartMetrics {
+    joins: Counter,
+    /// `store_cart_operations_total` by (op, result): two ops times a handful of results.
+    operations: Mutex<FxHashMap<(&'static str, &'static str), Counter>>,
+}
+
+impl CartMetrics {
+    /// Registers the counters with the recorder installed now.
+    pub fn register() -> Self {
+        Self {
+            joins: metrics::counter!("store_cart_joins_total"),
+            operations: Mutex::new(FxHashMap::default()),
+        }
+    }
+
+    fn operation(&self, op: &'static str, error: Option<CartError>) {
+        let result = error.map_or("ok", CartError::code);
+        self.operations
+            .lock()
+            .entry((op, result))
+            .or_insert_with(
+                || metrics::counter!("store_cart_operations_total", "op" => op, "result" => result),
+            )
+            .increment(1);
+    }
+}
+
 /// One tab's cart channel.
 pub struct CartChannel {
     deps: Arc<ChannelDeps>,
+    metrics: Arc<CartMetrics>,
     cart_id: String,
     cart: Cart,
     page: Option<String>,
@@ -94,9 +128,10 @@ pub struct CartChannel {
 
 impl CartChannel {
     /// A channel not joined yet.
-    pub fn new(deps: Arc<ChannelDeps>) -> Self {
+    pub fn new(deps: Arc<ChannelDeps>, metrics: Arc<CartMetrics>) -> Self {
         Self {
             deps,
+            metrics,
             cart_id: String::new(),
             cart: Cart::new(),
             page: None,
@@ -127,13 +162,13 @@ impl CartChannel {
         self.subscribed = wanted;
     }
 
-    fn meta(&self) -> Value {
+    /// The tab's presence meta, serialized by the tracker straight to the text it stores.
+    fn meta(&self) -> CartMeta {
         CartMeta {
             page_loaded_at: self.page_loaded_at,
             page: self.page.clone(),
             items: self.cart.item_ids().to_vec(),
         }
-        .to_value()
     }
 
     fn track(&mut self) {
@@ -182,7 +217,7 @@ impl CartChannel {
                 .add_checked(&snapshot, id, self.deps.max_cart_items)
                 .map(|()| id)
         });
-        record("add_item", result.err());
+        self.metrics.operation("add_item", result.err());
         match result {
             Ok(id) => self.changed(ctx, &[id], &[]),
             Err(error) => Reply::error(to_object(&error.reply())),
@@ -192,17 +227,12 @@ impl CartChannel {
     fn remove_item(&mut self, payload: &Value, ctx: &mut Context<'_>) -> Reply {
         let result =
             item_id_from_payload(payload).and_then(|id| self.cart.remove_item(id).map(|()| id));
-        record("remove_item", result.err());
+        self.metrics.operation("remove_item", result.err());
         match result {
             Ok(id) => self.changed(ctx, &[], &[id]),
             Err(error) => Reply::error(to_object(&error.reply())),
         }
     }
-}
-
-fn record(op: &'static str, error: Option<CartError>) {
-    let result = error.map_or("ok", CartError::code);
-    metrics::counter!("store_cart_operations_total", "op" => op, "result" => result).increment(1);
 }
 
 #[async_trait]
@@ -252,7 +282,7 @@ impl Channel for CartChannel {
         self.sync_subscriptions(ctx);
         self.page_loaded_at = now_ms();
         self.track();
-        metrics::counter!("store_cart_joins_total").increment(1);
+        self.metrics.joins.increment(1);
         Ok(())
     }
 

@@ -41,11 +41,12 @@ pub struct ChannelDeps {
 /// `product:*` and `cart:*` routes.
 pub fn product_socket(deps: ChannelDeps) -> Routes {
     let deps = Arc::new(deps);
+    let metrics = Arc::new(cart::CartMetrics::register());
     Routes::new()
         .route("product:*", |_| {
             Box::new(product::ProductChannel) as Box<dyn Channel>
         })
         .route("cart:*", move |_| {
-            Box::new(cart::CartChannel::new(deps.clone())) as Box<dyn Channel>
+            Box::new(cart::CartChannel::new(deps.clone(), metrics.clone())) as Box<dyn Channel>
         })
 }

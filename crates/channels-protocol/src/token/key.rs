@@ -38,16 +38,34 @@ impl Algorithm {
             .into_iter()
             .find(|alg| alg.header() == header)
     }
+}
 
-    /// HMAC of `message` under `key` with this algorithm's hash.
+/// A signing key with its HMAC-SHA256 state keyed once: every token signed (always HS256) and
+/// most verified start from a copy of it instead of hashing the padded key twice more.
+#[derive(Clone)]
+pub(crate) struct Keyed {
+    key: [u8; 32],
+    hs256: Hmac<Sha256>,
+}
+
+impl Keyed {
+    pub(crate) fn new(key: [u8; 32]) -> Self {
+        Keyed {
+            hs256: Hmac::<Sha256>::new(&padded::<64>(&key).into()),
+            key,
+        }
+    }
+
+    /// HMAC of `message` under the key with `alg`'s hash.
     ///
     /// HMAC zero-pads keys shorter than the hash's block size (RFC 2104 §2);
     /// padding the key ourselves gives the same MAC and lets us use the
     /// infallible fixed-size constructor.
-    pub(crate) fn mac(self, key: &[u8; 32], message: &[u8]) -> Vec<u8> {
-        match self {
+    pub(crate) fn mac(&self, alg: Algorithm, message: &[u8]) -> Vec<u8> {
+        let key = &self.key;
+        match alg {
             Algorithm::Hs256 => {
-                let mut mac = Hmac::<Sha256>::new(&padded::<64>(key).into());
+                let mut mac = self.hs256.clone();
                 mac.update(message);
                 mac.finalize().into_bytes().to_vec()
             }
@@ -77,15 +95,34 @@ fn padded<const N: usize>(key: &[u8; 32]) -> [u8; N] {
 mod tests {
     use super::*;
 
+    fn reference<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
+        let mut mac = <M as Mac>::new_from_slice(key).expect("any key length");
+        mac.update(message);
+        mac.finalize().into_bytes().to_vec()
+    }
+
     #[test]
-    fn padded_keys_give_the_same_mac_as_hmac_itself() {
+    fn padded_and_pre_keyed_macs_are_hmac_itself() {
         let key = derive_key(&[b'a'; 64], b"user auth");
-        let ours = Algorithm::Hs384.mac(&key, b"message");
-        let mut reference = <Hmac<Sha384> as Mac>::new_from_slice(&key).ok();
-        if let Some(mac) = reference.as_mut() {
-            mac.update(b"message");
+        let keyed = Keyed::new(key);
+        for message in [&b""[..], b"message", &[7u8; 200]] {
+            assert_eq!(
+                keyed.mac(Algorithm::Hs256, message),
+                reference::<Hmac<Sha256>>(&key, message)
+            );
+            assert_eq!(
+                keyed.mac(Algorithm::Hs384, message),
+                reference::<Hmac<Sha384>>(&key, message)
+            );
+            assert_eq!(
+                keyed.mac(Algorithm::Hs512, message),
+                reference::<Hmac<Sha512>>(&key, message)
+            );
         }
-        let reference = reference.map(|mac| mac.finalize().into_bytes().to_vec());
-        assert_eq!(Some(ours), reference);
+        // The keyed state is copied, never advanced: the same message gives the same MAC twice.
+        assert_eq!(
+            keyed.mac(Algorithm::Hs256, b"m"),
+            keyed.mac(Algorithm::Hs256, b"m")
+        );
     }
 }

@@ -60,7 +60,7 @@ pub use etf::TermError;
 pub use key::derive_key;
 pub use term::Term;
 
-use key::Algorithm;
+use key::{Algorithm, Keyed};
 
 /// The max age Phoenix embeds when none is given: one day, in seconds.
 pub const DEFAULT_MAX_AGE_SECS: i64 = 86_400;
@@ -120,7 +120,7 @@ impl Default for MaxAge {
 /// `Send` and `Sync`. `Debug` does not print the key.
 #[derive(Clone)]
 pub struct Signer {
-    key: [u8; 32],
+    key: Keyed,
 }
 
 impl fmt::Debug for Signer {
@@ -141,7 +141,7 @@ impl Signer {
             return Err(KeyError::SecretTooShort { len: secret.len() });
         }
         Ok(Signer {
-            key: derive_key(secret, salt.as_ref()),
+            key: Keyed::new(derive_key(secret, salt.as_ref())),
         })
     }
 
@@ -175,7 +175,7 @@ impl Signer {
         token.push_str(alg.header());
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&encoded, &mut token);
-        let mac = alg.mac(&self.key, token.as_bytes());
+        let mac = self.key.mac(alg, token.as_bytes());
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&mac, &mut token);
         Ok(token)
@@ -232,7 +232,7 @@ impl Signer {
         let alg = Algorithm::from_header(header)?;
         let signed = token.get(..header.len() + 1 + payload.len())?;
         let given = URL_SAFE_NO_PAD.decode(mac).ok()?;
-        let expected = alg.mac(&self.key, signed.as_bytes());
+        let expected = self.key.mac(alg, signed.as_bytes());
         if !bool::from(expected.ct_eq(&given)) {
             return None;
         }

@@ -59,7 +59,6 @@ use crate::server::channel::{Channel, Info, Outcome, StopReason};
 use crate::server::context::{ConnEvent, Context, Scope};
 use crate::server::endpoint::{self, DISCONNECT, Endpoint};
 use crate::server::log_limit::limited_warn;
-use crate::server::metrics;
 use crate::server::reply::Reply;
 use crate::server::socket::Socket;
 
@@ -487,14 +486,20 @@ impl Connection {
             self.end(&topic, existing, StopReason::DuplicateJoin).await;
         }
         if self.channels.len() >= self.link.endpoint.config().max_channels {
-            metrics::channel_join(&self.socket.route(&topic), "too_many_channels");
+            self.link
+                .endpoint
+                .metrics()
+                .channel_join(&self.socket.route(&topic), "too_many_channels");
             let reply = Reply::error(reason_payload("too many channels joined"));
             self.link.reply(reply_join_ref, ref_, &topic, &reply);
             return;
         }
         let Some(mut channel) = self.socket.channel(&topic) else {
             limited_warn!(%topic, "join refused: no channel serves this topic");
-            metrics::channel_join("unmatched", "unmatched");
+            self.link
+                .endpoint
+                .metrics()
+                .channel_join("unmatched", "unmatched");
             let reply = Reply::error(reason_payload("unmatched topic"));
             self.link.reply(None, ref_, &topic, &reply);
             return;
@@ -517,7 +522,10 @@ impl Connection {
             Ok(Err(_)) => "error",
             Err(_) => "crashed",
         };
-        metrics::channel_join(&self.socket.route(&topic), result);
+        self.link
+            .endpoint
+            .metrics()
+            .channel_join(&self.socket.route(&topic), result);
         match joined {
             Ok(Ok(response)) => {
                 self.joined_once = true;

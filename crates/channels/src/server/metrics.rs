@@ -51,7 +51,19 @@ pub(crate) struct Metrics {
     backlog: Gauge,
     backlog_overflows: Counter,
     handle_in: Mutex<FxHashMap<Box<str>, Histogram>>,
+    /// `channels_channel_joins_total` by route, then by result: every join counts one, so the
+    /// labelled handles are kept rather than looked up in the recorder each time.
+    channel_joins: Mutex<FxHashMap<Box<str>, JoinCounters>>,
+    /// `channels_closes_total` by reason (a fixed set of static strings).
+    closes: Mutex<FxHashMap<&'static str, Counter>>,
 }
+
+/// One route's `channels_channel_joins_total` counters, by result.
+type JoinCounters = Vec<(&'static str, Counter)>;
+
+/// Distinct routes whose join counters are kept; routes are the application's patterns, so this
+/// is only a bound against a socket whose `route` echoes topics.
+const MAX_ROUTE_LABELS: usize = 256;
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -125,6 +137,8 @@ impl Metrics {
             backlog: metrics::gauge!("channels_backlog"),
             backlog_overflows: metrics::counter!("channels_backlog_overflows_total"),
             handle_in: Mutex::new(FxHashMap::default()),
+            channel_joins: Mutex::new(FxHashMap::default()),
+            closes: Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -199,26 +213,49 @@ impl Metrics {
         };
         histogram.record(took.as_secs_f64());
     }
-}
 
-/// A join ended with `result` on a topic served by `route` (a pattern, never the topic).
-pub(crate) fn channel_join(route: &str, result: &'static str) {
-    metrics::counter!(
-        "channels_channel_joins_total",
-        "route" => route.to_owned(),
-        "result" => result
-    )
-    .increment(1);
+    /// A join ended with `result` on a topic served by `route` (a pattern, never the topic).
+    pub(crate) fn channel_join(&self, route: &str, result: &'static str) {
+        let join_counter = || {
+            metrics::counter!(
+                "channels_channel_joins_total",
+                "route" => route.to_owned(),
+                "result" => result
+            )
+        };
+        let mut routes = self.channel_joins.lock();
+        if !routes.contains_key(route) {
+            if routes.len() >= MAX_ROUTE_LABELS {
+                return join_counter().increment(1);
+            }
+            routes.insert(Box::from(route), Vec::new());
+        }
+        let Some(results) = routes.get_mut(route) else {
+            return;
+        };
+        match results.iter().find(|(known, _)| *known == result) {
+            Some((_, counter)) => counter.increment(1),
+            None => {
+                let counter = join_counter();
+                counter.increment(1);
+                results.push((result, counter));
+            }
+        }
+    }
+
+    /// A WebSocket connection ended, for `reason` (see the table above): one label per cause, so
+    /// a wave of closes says what caused it.
+    pub(crate) fn closed(&self, reason: &'static str) {
+        self.closes
+            .lock()
+            .entry(reason)
+            .or_insert_with(|| metrics::counter!("channels_closes_total", "reason" => reason))
+            .increment(1);
+    }
 }
 
 /// Refusals are rare and labelled by reason, so they are looked up when they happen.
 pub(crate) fn connection_refused(reason: &'static str) {
     metrics::counter!("channels_connections_refused_total", "reason" => reason).increment(1);
     metrics::counter!("channels_socket_connects_total", "result" => reason).increment(1);
-}
-
-/// A WebSocket connection ended, for `reason` (see the table above): one label per cause, so a
-/// wave of closes says what caused it.
-pub(crate) fn closed(reason: &'static str) {
-    metrics::counter!("channels_closes_total", "reason" => reason).increment(1);
 }

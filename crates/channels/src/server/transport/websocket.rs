@@ -26,7 +26,6 @@ use crate::server::assigns::Assigns;
 use crate::server::connection::{self, CloseReason, Connection, Control};
 use crate::server::context::ConnEvent;
 use crate::server::log_limit::limited_warn;
-use crate::server::metrics;
 use crate::server::transport::Mount;
 use crate::server::transport::handshake::{self, Accepted, Refused};
 
@@ -247,7 +246,7 @@ fn run(
             Ok(reason) => reason.reason,
             Err(cause) => cause,
         };
-        metrics::closed(cause);
+        mount.endpoint.metrics().closed(cause);
         Box::pin(connection.close()).await;
         if let Ok(reason) = closing {
             let frame = CloseFrame {
