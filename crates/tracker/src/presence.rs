@@ -88,9 +88,7 @@ impl Meta {
     /// ```
     pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Meta, MetaError> {
         let text = serde_json::to_string(value).map_err(|e| MetaError::Invalid(e.to_string()))?;
-        // serde_json writes a map as `{...}` and nothing else starts with `{`; keys named like the
-        // refs kept beside the meta take the slow path, which drops them.
-        if text.starts_with('{') && !text.contains("\"phx_ref") {
+        if kept_as_written(&text) {
             return Ok(Meta(Arc::from(text)));
         }
         Meta::from_json(&text)
@@ -106,7 +104,7 @@ impl Meta {
     /// A meta from JSON text sent by a peer: checked to be a JSON object, kept as is when it needs no
     /// normalization (the common case, which avoids re-serializing every replicated meta).
     pub(crate) fn from_peer_json(text: &str) -> Result<Meta, MetaError> {
-        if !text.starts_with('{') || !text.ends_with('}') || text.contains("phx_ref") {
+        if !kept_as_written(text) {
             return Meta::from_json(text);
         }
         serde_json::from_str::<serde::de::IgnoredAny>(text)
@@ -123,6 +121,13 @@ impl Meta {
     pub fn as_json(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether valid JSON `text` can be stored as the meta without normalizing: an object (serde_json
+/// writes nothing else between braces) with no key named like the refs kept beside the meta,
+/// which [`Meta::new`] drops. Text that merely mentions `phx_ref` takes that slower path too.
+fn kept_as_written(text: &str) -> bool {
+    text.starts_with('{') && text.ends_with('}') && !text.contains("phx_ref")
 }
 
 impl Default for Meta {

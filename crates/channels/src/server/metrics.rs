@@ -216,30 +216,25 @@ impl Metrics {
 
     /// A join ended with `result` on a topic served by `route` (a pattern, never the topic).
     pub(crate) fn channel_join(&self, route: &str, result: &'static str) {
-        let join_counter = || {
-            metrics::counter!(
-                "channels_channel_joins_total",
-                "route" => route.to_owned(),
-                "result" => result
-            )
-        };
         let mut routes = self.channel_joins.lock();
-        if !routes.contains_key(route) {
-            if routes.len() >= MAX_ROUTE_LABELS {
-                return join_counter().increment(1);
-            }
-            routes.insert(Box::from(route), Vec::new());
+        if let Some(results) = routes.get_mut(route)
+            && let Some((_, counter)) = results.iter().find(|(known, _)| *known == result)
+        {
+            return counter.increment(1);
         }
-        let Some(results) = routes.get_mut(route) else {
-            return;
-        };
-        match results.iter().find(|(known, _)| *known == result) {
-            Some((_, counter)) => counter.increment(1),
-            None => {
-                let counter = join_counter();
-                counter.increment(1);
-                results.push((result, counter));
-            }
+        // The first join of this route with this result: register its counter, and keep it
+        // unless the route would be one too many.
+        let counter = metrics::counter!(
+            "channels_channel_joins_total",
+            "route" => route.to_owned(),
+            "result" => result
+        );
+        counter.increment(1);
+        if routes.len() < MAX_ROUTE_LABELS || routes.contains_key(route) {
+            routes
+                .entry(Box::from(route))
+                .or_default()
+                .push((result, counter));
         }
     }
 
