@@ -27,6 +27,9 @@ use serde_json::value::RawValue;
 const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
+/// The store's listen backlog (`sneakers23::node`).
+const LISTEN_BACKLOG: u32 = 8192;
+
 /// The `response` of the reply to a cart event: the store's rendered cart after one `add_item`
 /// (one item and a freshly signed cart token), byte for byte in shape and within a byte in size.
 const CART_REPLY: &str = r#"{"items":[{"brand":"Snks 23","color":"yellow/blue","name":"Hop Man 3","price_usd":120,"main_image_url":"/images/hopman.png","released":true,"id":2,"size":"6.5","sku":"SHU6002","out_of_stock":false}],"serialized":"SFMyNTY.g2gDawABAm4GABKkskmiAWIACTqA.pjwGtRMkWtoq3Wq5-XaW_b5iKl79vxjJ8CwLE3aJL1Y"}"#;
@@ -113,7 +116,13 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new()
         .route("/product_socket/websocket", get(upgrade))
         .route("/admin/aggregate.json", get(aggregate));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    // The store's listen backlog: with the default 1024, an arrival of 10,000 connections a
+    // second overflows the accept queue and the refused clients retry their SYN after a second,
+    // so the floor would be measured at a lower arrival rate than the store.
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     println!("join-floor listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await
 }
