@@ -9,8 +9,9 @@
 //!
 //! # The tick (every `broadcast_period`)
 //!
-//! 1. **Broadcast**: a pending delta goes out in a heartbeat (and into the generations); with nothing
-//!    to say for `max_silent_periods` ticks an empty heartbeat goes out, so peers know we are alive.
+//! 1. **Broadcast**: a pending delta goes out in a heartbeat (and into the generations, while any
+//!    peer is known: alone, a node keeps no windows); with nothing to say for `max_silent_periods`
+//!    ticks an empty heartbeat goes out, so peers know we are alive.
 //! 2. **Clock sampling** (every `clock_sample_periods` ticks): from the clocks heard in heartbeats,
 //!    keep those that ours does not dominate and send each of their replicas a transfer request.
 //!    This is both the initial sync with a new peer and the repair of lost deltas.
@@ -143,7 +144,15 @@ impl Engine {
         // 1. Broadcast the pending delta, or an empty heartbeat when silent for too long.
         if self.state.has_delta() {
             let delta = self.state.take_delta();
-            self.generations.push(&self.state.empty_delta(), &delta);
+            if self.replicas.is_empty() {
+                // No peer could ask for a catch-up from these windows: one that knew us is a
+                // known replica until it is permdowned, and one that never did gets the full
+                // state whatever the windows hold. Folding every local change into each window
+                // would cost a node alone a merge per window for nothing, so they restart.
+                self.generations.reset();
+            } else {
+                self.generations.push(&self.state.empty_delta(), &delta);
+            }
             out.messages.push(Outbound::Broadcast(Message::Heartbeat {
                 from: me.clone(),
                 clocks: self.state.clocks(),
@@ -336,6 +345,7 @@ impl Engine {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::delta::Delta;
     use crate::presence::{Meta, PhxRef, Pid};
 
     fn config() -> EngineConfig {
@@ -456,6 +466,33 @@ mod tests {
         let o = a.handle(message.clone(), 5);
         assert_eq!(o.changes.joins.len(), 1);
         assert_eq!(a.state().get_by_topic("t").len(), 1);
+    }
+
+    #[test]
+    fn a_node_alone_keeps_no_delta_windows_and_starts_them_once_a_peer_is_known() {
+        let mut a = Engine::new(ReplicaRef::new("a", 1), config());
+        let mut b = Engine::new(ReplicaRef::new("b", 1), config());
+        track(&mut a, 1, "k1");
+        assert_eq!(heartbeats(&a.tick(0)), 1, "alone, the delta still goes out");
+        assert_eq!(a.generations().windows().count(), 0, "alone: no windows");
+        deliver(b.tick(0), &mut a, 1);
+        assert!(!a.replicas().is_empty());
+        // From the first tick with a peer known, a's changes are kept for catch-up: k1, from
+        // before, is not in the windows (a peer that lacks it gets the full state).
+        track(&mut a, 2, "k2");
+        a.tick(1);
+        assert_eq!(a.generations().windows().count(), 2);
+        // (A join is a value and its dot: size 2.)
+        let sizes = |e: &Engine| {
+            e.generations()
+                .windows()
+                .map(Delta::size)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(&a), vec![2, 2]);
+        track(&mut a, 3, "k3");
+        a.tick(2);
+        assert_eq!(sizes(&a), vec![4, 4]);
     }
 
     #[test]

@@ -99,6 +99,11 @@ impl Replicas {
         (old, new)
     }
 
+    /// Whether no remote replica is known (a node alone, or every peer permdowned).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     /// The record of a node name.
     pub fn get(&self, name: &str) -> Option<&Record> {
         self.records.get(name)
