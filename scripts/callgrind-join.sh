@@ -4,12 +4,15 @@
 # the counters once it listens, runs SHOPPERS shoppers of shopper-bench (upgrade, cart join, track,
 # one add_item), dumps the counters when the dashboard counts every shopper (the joins), and again
 # after the shoppers left (the closes); prints instructions per join and per close, and writes the
-# top inclusive functions of the joins to $OUT/<server>-join.txt.
+# top inclusive functions of the joins to $OUT/<server>-join.txt. With IDLE=1 the shoppers stay
+# connected for one heartbeat each first (the clients beat every 30 s): the counters are dumped
+# again 34 s after the joins, and the instructions of that idle window are printed per shopper
+# (one heartbeat each, plus the node's own timers over 34 s).
 #
 #   bash scripts/callgrind-join.sh              # the store
 #   FLOOR=1 bash scripts/callgrind-join.sh      # the floor
 #
-# Settings (environment): SHOPPERS (300), RAMP (100 per second), FLOOR (0), BIN_DIR
+# Settings (environment): SHOPPERS (300), RAMP (100 per second), FLOOR (0), IDLE (0), BIN_DIR
 # (target/release), PORT (6801), OUT (/tmp/callgrind-join-<time>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,7 @@ cd "$(dirname "$0")/.."
 SHOPPERS=${SHOPPERS:-300}
 RAMP=${RAMP:-100}
 FLOOR=${FLOOR:-0}
+IDLE=${IDLE:-0}
 BIN_DIR=${BIN_DIR:-target/release}
 PORT=${PORT:-6801}
 OUT=${OUT:-/tmp/callgrind-join-$(date +%Y%m%d-%H%M%S)}
@@ -50,7 +54,9 @@ counted() { curl -s -u admin:password "$url/admin/aggregate.json" | python3 -c '
 until [ "$(counted)" = 0 ]; do sleep 0.5; done
 sleep 2
 callgrind_control --zero "$pid" >/dev/null
-"$BIN_DIR/shopper-bench" --url "$url" -n "$SHOPPERS" --ramp-rate "$RAMP" --hold-secs 8 --sources 1 \
+hold=8
+[ "$IDLE" = 1 ] && hold=$((8 + 34))
+"$BIN_DIR/shopper-bench" --url "$url" -n "$SHOPPERS" --ramp-rate "$RAMP" --hold-secs "$hold" --sources 1 \
   --threads 1 --reply-timeout-secs 60 --json >"$OUT/$server-bench.json" 2>"$OUT/$server-bench.err" &
 bench=$!
 until [ "$(counted)" -ge "$SHOPPERS" ]; do
@@ -58,17 +64,27 @@ until [ "$(counted)" -ge "$SHOPPERS" ]; do
   sleep 0.5
 done
 callgrind_control --dump=joins "$pid" >/dev/null
+part=2
+if [ "$IDLE" = 1 ]; then
+  sleep 34
+  callgrind_control --dump=idle "$pid" >/dev/null
+  part=3
+fi
 wait "$bench"
 sleep 2
 callgrind_control --dump=closes "$pid" >/dev/null
 sleep 1
 joins="$OUT/$server.$pid.out.1"
-closes="$OUT/$server.$pid.out.2"
+closes="$OUT/$server.$pid.out.$part"
 total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; }
-python3 - "$server" "$SHOPPERS" "$(total "$joins")" "$(total "$closes")" <<'EOF' | tee "$OUT/$server.txt"
+idle=0
+[ "$IDLE" = 1 ] && idle=$(total "$OUT/$server.$pid.out.2")
+python3 - "$server" "$SHOPPERS" "$(total "$joins")" "$(total "$closes")" "$idle" <<'EOF' | tee "$OUT/$server.txt"
 import sys
-server, n, joins, closes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+server, n, joins, closes, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 print(f"{server}: {joins / n:,.0f} instructions per join, {closes / n:,.0f} per close ({n} shoppers)")
+if idle:
+    print(f"{server}: {idle / n:,.0f} instructions per shopper over 34 s idle (one heartbeat each, and the node's timers)")
 EOF
 callgrind_annotate --inclusive=yes "$joins" 2>/dev/null | head -80 >"$OUT/$server-join.txt"
 echo "top inclusive functions of the joins: $OUT/$server-join.txt"

@@ -19,7 +19,7 @@ use futures::SinkExt;
 use http::StatusCode;
 use pubsub::Closed;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::codec::{Frame, FrameKind, Serializer};
 use crate::server::assigns::Assigns;
@@ -111,26 +111,24 @@ async fn write_out(
     connection: &mut Connection,
     limit: Duration,
 ) -> Result<(), ()> {
-    if connection.link.out.is_empty() {
+    let count = connection.link.out.len();
+    if count == 0 {
         return Ok(());
     }
-    let frames: Vec<Frame> = connection.take_output().collect();
-    connection
-        .link
-        .endpoint
-        .metrics()
-        .messages_out(frames.len());
-    for frame in frames {
+    connection.link.endpoint.metrics().messages_out(count);
+    // One deadline for the whole batch: the client has `limit` to take all of it.
+    let deadline = Instant::now() + limit;
+    for frame in connection.take_output() {
         let Some(message) = to_ws(frame) else {
             tracing::error!("outbound text frame was not UTF-8; dropped");
             continue;
         };
-        match timeout(limit, ws.feed(message)).await {
+        match timeout_at(deadline, ws.feed(message)).await {
             Ok(Ok(())) => {}
             _ => return Err(()),
         }
     }
-    match timeout(limit, ws.flush()).await {
+    match timeout_at(deadline, ws.flush()).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
@@ -164,7 +162,11 @@ fn run(
         let join_deadline = heard_at + mount.endpoint.config().join_timeout;
         let idle = tokio::time::sleep_until(join_deadline.min(heard_at + idle_timeout));
         tokio::pin!(idle);
+        // One wait for the drain, kept across the loop: a new one per turn would register with
+        // (and leave) the server-wide watch on every frame.
         let mut drain = mount.endpoint.drain_signal();
+        let drain_turn = drain.turn();
+        tokio::pin!(drain_turn);
         let closing = loop {
             let control = tokio::select! {
                 frame = ws.recv() => match frame {
@@ -228,7 +230,7 @@ fn run(
                         Control::Close(CloseReason::IDLE)
                     }
                 }
-                () = drain.turn() => Control::Close(CloseReason::DRAIN),
+                () = &mut drain_turn => Control::Close(CloseReason::DRAIN),
             };
             if write_out(&mut ws, &mut connection, write_timeout)
                 .await
