@@ -10,8 +10,9 @@
 //!   handles messages from other nodes (decoded *outside* the lock), and turns ended processes into
 //!   leaves in batches;
 //! * one **dispatcher** task per shard hands diffs to the [`DiffHandler`], strictly in the order the
-//!   state changed, so a slow handler never stalls replication. After a wake-up it lets changes
-//!   accumulate for 1 ms, so a burst of operations costs one cross-thread wake-up, not one each.
+//!   state changed, so a slow handler never stalls replication. After a wake-up it yields once
+//!   and takes every change queued meanwhile, so a burst costs one wake-up, not one each, and a
+//!   lone change waits for no timer.
 //!
 //! Every change goes through a [`ShardWriter`], the shard's only write API: it holds the write
 //! lock and queues the diff of each change before releasing it, which is what makes the dispatch
@@ -105,10 +106,11 @@ impl Dispatch {
     async fn run(&self, handler: Arc<dyn DiffHandler>) {
         loop {
             self.notify.notified().await;
-            // Let a burst accumulate: while we wait, writers see `scheduled` and skip the wake-up,
-            // so a stream of operations costs one wake-up per window instead of one each.
+            // Let a burst accumulate: while the tasks already runnable (the writers of the same
+            // burst) run, writers see `scheduled` and skip the wake-up. A timed window here would
+            // make a lone change wait for a timer and, on a quiet node, cost a park and an unpark.
             if !self.closed.load(Ordering::Acquire) {
-                tokio::time::sleep(DISPATCH_WINDOW).await;
+                tokio::task::yield_now().await;
             }
             self.scheduled.store(false, Ordering::Release);
             let batch = std::mem::take(&mut *self.outbox.lock());
@@ -145,9 +147,6 @@ impl Drop for Shard {
         self.dispatch.notify.notify_one();
     }
 }
-
-/// How long the dispatcher lets diffs accumulate after a wake-up (the most a diff is delayed).
-const DISPATCH_WINDOW: Duration = Duration::from_millis(1);
 
 /// Most ended processes handled under one write lock.
 const EXIT_BATCH: usize = 4096;
