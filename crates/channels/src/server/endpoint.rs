@@ -32,8 +32,9 @@ pub struct EndpointConfig {
     pub max_frame_size: usize,
     /// A connection that sends nothing for this long is closed (clients heartbeat every 30 s).
     pub idle_timeout: Duration,
-    /// A connection whose socket does not accept a frame within this long is closed: the client
-    /// stopped reading.
+    /// A connection whose socket does not accept the frames of one write (those produced by
+    /// one event: usually one, a few at most) within this long is closed: the client stopped
+    /// reading.
     pub write_timeout: Duration,
     /// Messages that may wait for one connection before it counts as unable to keep up.
     pub mailbox_capacity: usize,
