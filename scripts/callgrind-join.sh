@@ -21,6 +21,7 @@ SHOPPERS=${SHOPPERS:-300}
 RAMP=${RAMP:-100}
 FLOOR=${FLOOR:-0}
 IDLE=${IDLE:-0}
+idle_secs=34 # one heartbeat of every shopper (the clients beat 30 s after their join), and a margin
 BIN_DIR=${BIN_DIR:-target/release}
 PORT=${PORT:-6801}
 OUT=${OUT:-/tmp/callgrind-join-$(date +%Y%m%d-%H%M%S)}
@@ -55,7 +56,7 @@ until [ "$(counted)" = 0 ]; do sleep 0.5; done
 sleep 2
 callgrind_control --zero "$pid" >/dev/null
 hold=8
-[ "$IDLE" = 1 ] && hold=$((8 + 34))
+[ "$IDLE" = 1 ] && hold=$((8 + idle_secs))
 "$BIN_DIR/shopper-bench" --url "$url" -n "$SHOPPERS" --ramp-rate "$RAMP" --hold-secs "$hold" --sources 1 \
   --threads 1 --reply-timeout-secs 60 --json >"$OUT/$server-bench.json" 2>"$OUT/$server-bench.err" &
 bench=$!
@@ -66,7 +67,7 @@ done
 callgrind_control --dump=joins "$pid" >/dev/null
 part=2
 if [ "$IDLE" = 1 ]; then
-  sleep 34
+  sleep "$idle_secs"
   callgrind_control --dump=idle "$pid" >/dev/null
   part=3
 fi
@@ -79,12 +80,12 @@ closes="$OUT/$server.$pid.out.$part"
 total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; }
 idle=0
 [ "$IDLE" = 1 ] && idle=$(total "$OUT/$server.$pid.out.2")
-python3 - "$server" "$SHOPPERS" "$(total "$joins")" "$(total "$closes")" "$idle" <<'EOF' | tee "$OUT/$server.txt"
+python3 - "$server" "$SHOPPERS" "$(total "$joins")" "$(total "$closes")" "$idle" "$idle_secs" <<'EOF' | tee "$OUT/$server.txt"
 import sys
-server, n, joins, closes, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+server, n, joins, closes, idle, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 print(f"{server}: {joins / n:,.0f} instructions per join, {closes / n:,.0f} per close ({n} shoppers)")
 if idle:
-    print(f"{server}: {idle / n:,.0f} instructions per shopper over 34 s idle (one heartbeat each, and the node's timers)")
+    print(f"{server}: {idle / n:,.0f} instructions per shopper over {secs} s idle (one heartbeat each, and the node's timers)")
 EOF
 callgrind_annotate --inclusive=yes "$joins" 2>/dev/null | head -80 >"$OUT/$server-join.txt"
 echo "top inclusive functions of the joins: $OUT/$server-join.txt"
